@@ -15,6 +15,15 @@ public func runOrdered<Product>(
   consume: (_ position: Int, _ slot: Int, Product) throws -> Void
 ) throws {
   precondition(workers >= 1 && depth >= workers)
+  if workers == 1 || count == 1 {
+    // No thread is worth starting for one worker: produce and consume in turn, here.
+    for position in 0..<count {
+      try Interruption.check()
+      try consume(position, 0, try produce(position, 0))
+    }
+    return
+  }
+
   let state = PipelineState<Product>(count: count, depth: depth)
   let group = DispatchGroup()
   for _ in 0..<min(workers, count) {

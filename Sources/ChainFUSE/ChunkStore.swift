@@ -1,1 +1,264 @@
 import ChainCore
+import Dispatch
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// How a mounted chain is checked and cached.
+public struct StoreOptions: Sendable {
+  /// Byte budget of verified chunks kept in memory.
+  public var cacheBudget = 64 << 20
+  /// Chunks read and verified ahead of a sequential reader.
+  public var readahead = 4
+  /// Threads that hash records when the verified frontier must move far.
+  public var jobs = 2
+
+  public init() {}
+}
+
+/// Serves verified chunks of one chain, lazily, to many threads at once.
+///
+/// The store keeps a table of trusted digests, 32 bytes a chunk. It starts with the root
+/// and grows as records are verified: each verified record yields the next chunk's digest.
+/// Digests are known for chunks `0 ..< knownCount`, the verified frontier. Reading chunk
+/// `j` inside the frontier costs one record read and one hash; beyond it, the records from
+/// the frontier to `j` are checked first, in parallel, keeping only their digests.
+///
+/// Once a record fails, that chunk and every later one can never be trusted: they fail
+/// with `untrustedChunk`, while the chunks before stay readable.
+public final class ChunkStore: @unchecked Sendable {
+  public let source: ChainSource
+  public let geometry: ChainGeometry
+  public let options: StoreOptions
+
+  private let state = NSCondition()
+  private let digests: UnsafeMutablePointer<Digest>
+  private var knownCount = 1
+  private var extending = false
+  private var failure: (chunk: Int, error: ChainError)?
+  private var cache: ChunkCache
+  private var loading: [Int: PendingChunk] = [:]
+  private var readaheadQueued = Set<Int>()
+  private let readaheadQueue = DispatchQueue(
+    label: "chainfs.readahead", qos: .utility, attributes: .concurrent)
+
+  public init(source: ChainSource, root: Digest, options: StoreOptions = .init()) {
+    self.source = source
+    self.geometry = source.geometry
+    self.options = options
+    cache = ChunkCache(budget: options.cacheBudget)
+
+    // calloc: the kernel hands out zeroed pages on first touch, so mounting a chain of
+    // millions of chunks costs nothing until its digests are learnt.
+    let raw = calloc(geometry.chunkCount, MemoryLayout<Digest>.stride)!
+    digests = raw.bindMemory(to: Digest.self, capacity: geometry.chunkCount)
+    digests[0] = root
+  }
+
+  deinit {
+    free(digests)
+  }
+
+  /// How many chunks have a trusted digest: the verified frontier.
+  public var frontier: Int { state.withLock { knownCount } }
+
+  /// The first chunk that failed verification, if any.
+  public var failedChunk: Int? { state.withLock { failure?.chunk } }
+
+  // MARK: Reading
+
+  /// The verified bytes of chunk `index`, loading and checking its record if needed.
+  /// Concurrent requests for one chunk share a single load.
+  public func chunk(_ index: Int) throws -> VerifiedChunk {
+    precondition(index >= 0 && index < geometry.chunkCount)
+    state.lock()
+    if let failure, index >= failure.chunk {
+      state.unlock()
+      throw untrusted(index, failure)
+    }
+    if let cached = cache.lookup(index) {
+      state.unlock()
+      return cached
+    }
+    if let pending = loading[index] {
+      state.unlock()
+      return try pending.wait()
+    }
+    let pending = PendingChunk()
+    loading[index] = pending
+    state.unlock()
+
+    let result = Result { try load(index) }
+    state.withLock {
+      loading[index] = nil
+      if case .success(let chunk) = result { cache.insert(chunk) }
+    }
+    pending.fulfil(result)
+    return try result.get()
+  }
+
+  /// Starts loading the chunks after `index` in the background, for a sequential reader.
+  public func readAhead(after index: Int) {
+    let last = min(index + options.readahead, geometry.lastChunk)
+    var wanted: [Int] = []
+    state.withLock {
+      guard index < last, failure == nil else { return }
+      for next in (index + 1)...last
+      where !cache.contains(next) && loading[next] == nil && !readaheadQueued.contains(next) {
+        wanted.append(next)
+        readaheadQueued.insert(next)
+      }
+    }
+    for next in wanted {
+      readaheadQueue.async { [self] in
+        _ = try? chunk(next)
+        state.withLock { _ = readaheadQueued.remove(next) }
+      }
+    }
+  }
+
+  /// Moves the frontier to the end and checks the last record: the whole chain.
+  public func verifyAll(jobs: Int? = nil) throws {
+    _ = try trustedDigest(geometry.lastChunk, jobs: jobs ?? options.jobs)
+    _ = try chunk(geometry.lastChunk)
+    try source.checkNothingBeyondChain()
+  }
+
+  /// Extends the frontier to the end a few chunks at a time, on one thread, so that later
+  /// seeks cost one record each. Stops early at a failure, which it records.
+  public func verifyInBackground(batch: Int = 16) {
+    while true {
+      let target = state.withLock { failure == nil ? min(knownCount - 1 + batch, geometry.lastChunk) : -1 }
+      guard target >= 0 else { return }
+      do {
+        _ = try trustedDigest(target, jobs: 1)
+        if target == geometry.lastChunk {
+          _ = try chunk(target)
+          return
+        }
+      } catch {
+        return
+      }
+    }
+  }
+
+  // MARK: Verification
+
+  private func load(_ index: Int) throws -> VerifiedChunk {
+    let expected = try trustedDigest(index, jobs: options.jobs)
+    let buffer = source.makeRecordBuffer()
+    let record = try checked(index) { try source.readRecord(index, into: buffer) }
+    let actual = SHA256.hash(record)
+    guard actual == expected else {
+      throw recordFailure(index, .hashMismatch(chunk: index, expected: expected, actual: actual))
+    }
+
+    let length = geometry.chunkLength(index)
+    if index < geometry.lastChunk { learn(index + 1, link(in: record, after: length)) }
+    return VerifiedChunk(index: index, buffer: buffer, bytes: UnsafeRawBufferPointer(rebasing: record[..<length]))
+  }
+
+  /// The trusted digest of chunk `index`, first verifying the records up to it if needed.
+  private func trustedDigest(_ index: Int, jobs: Int) throws -> Digest {
+    state.lock()
+    while true {
+      if let failure, index >= failure.chunk {
+        state.unlock()
+        throw untrusted(index, failure)
+      }
+      if index < knownCount {
+        defer { state.unlock() }
+        return digests[index]
+      }
+      if !extending { break }
+      state.wait()
+    }
+    extending = true
+    let first = knownCount - 1
+    var expected = digests[first]
+    state.unlock()
+    defer { state.withLock { extending = false; state.broadcast() } }
+
+    let depth = 2 * jobs
+    let buffers = (0..<depth).map { _ in source.makeRecordBuffer() }
+    try runOrdered(
+      count: index - first, workers: jobs, depth: depth,
+      produce: { [self] position, slot in
+        let chunk = first + position
+        let record = try checked(chunk) { try source.readRecord(chunk, into: buffers[slot]) }
+        return (record, SHA256.hash(record))
+      },
+      consume: { [self] position, _, product in
+        let chunk = first + position
+        let (record, actual) = product
+        guard actual == expected else {
+          throw recordFailure(chunk, .hashMismatch(chunk: chunk, expected: expected, actual: actual))
+        }
+        expected = link(in: record, after: geometry.chunkLength(chunk))
+        learn(chunk + 1, expected)
+      })
+    return state.withLock { digests[index] }
+  }
+
+  private func link(in record: UnsafeRawBufferPointer, after length: Int) -> Digest {
+    Digest(bytes: UnsafeRawBufferPointer(rebasing: record[length..<(length + Digest.byteCount)]))
+  }
+
+  private func learn(_ index: Int, _ digest: Digest) {
+    state.withLock {
+      guard index == knownCount else { return }
+      digests[index] = digest
+      knownCount += 1
+      state.broadcast()
+    }
+  }
+
+  /// Runs a record read, recording integrity failures (a short, long or missing record)
+  /// as the chain's failure; I/O errors pass through unrecorded, since a retry may work.
+  private func checked<T>(_ index: Int, _ body: () throws -> T) throws -> T {
+    do {
+      return try body()
+    } catch let error as ChainError where error.isIntegrityFailure {
+      throw recordFailure(index, error)
+    }
+  }
+
+  private func recordFailure(_ index: Int, _ error: ChainError) -> ChainError {
+    let first = state.withLock { () -> Bool in
+      guard failure == nil || index < failure!.chunk else { return false }
+      failure = (index, error)
+      state.broadcast()
+      return true
+    }
+    if first {
+      Log.shared.warning("\(error); chunks from \(index) on will not be served")
+    }
+    return error
+  }
+
+  private func untrusted(_ index: Int, _ failure: (chunk: Int, error: ChainError)) -> ChainError {
+    index == failure.chunk ? failure.error : .untrustedChunk(chunk: index, failedChunk: failure.chunk)
+  }
+}
+
+/// A load in progress that other readers of the same chunk wait for.
+private final class PendingChunk: @unchecked Sendable {
+  private let condition = NSCondition()
+  private var result: Result<VerifiedChunk, Error>?
+
+  func fulfil(_ result: Result<VerifiedChunk, Error>) {
+    condition.withLock {
+      self.result = result
+      condition.broadcast()
+    }
+  }
+
+  func wait() throws -> VerifiedChunk {
+    try condition.withLock {
+      while result == nil { condition.wait() }
+      return try result!.get()
+    }
+  }
+}

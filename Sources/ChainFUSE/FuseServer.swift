@@ -1,0 +1,305 @@
+import CFuse
+import ChainCore
+import Foundation
+
+#if canImport(Glibc)
+  import Glibc
+#endif
+
+/// Serves one chain as a read-only folder holding one regular file, over libfuse's
+/// low-level API with the multi-threaded session loop.
+///
+/// Each handler computes a `Reply`; `send` is the one place that answers the kernel, so
+/// every request is answered exactly once. Integrity failures become EIO at this edge.
+public final class FuseServer: @unchecked Sendable {
+  static let rootInode: fuse_ino_t = 1
+  static let fileInode: fuse_ino_t = 2
+  /// The content never changes, so the kernel may keep names, attributes and pages.
+  static let cacheSeconds = 86400.0
+
+  public let store: ChunkStore
+  private let header: ChainHeader
+  private let uid = getuid()
+  private let gid = getgid()
+  private let largestRead: Int
+  private var session: OpaquePointer?
+
+  public init(store: ChunkStore, largestRead: Int = 1 << 20) {
+    self.store = store
+    self.header = store.source.header
+    self.largestRead = largestRead
+  }
+
+  // MARK: Attributes
+
+  private func attributes(_ inode: fuse_ino_t) -> stat? {
+    var info = stat()
+    info.st_ino = __ino_t(inode)
+    info.st_uid = uid
+    info.st_gid = gid
+    let time = timespec(tv_sec: Int(header.modificationSeconds), tv_nsec: Int(header.modificationNanoseconds))
+    info.st_mtim = time
+    info.st_ctim = time
+    info.st_atim = time
+    switch inode {
+    case FuseServer.rootInode:
+      info.st_mode = S_IFDIR | 0o555
+      info.st_nlink = 2
+    case FuseServer.fileInode:
+      info.st_mode = S_IFREG | 0o444
+      info.st_nlink = 1
+      info.st_size = off_t(header.fileSize)
+      info.st_blocks = blkcnt_t((header.fileSize + 511) / 512)
+      info.st_blksize = blksize_t(min(header.chunkSize, 1 << 20))
+    default:
+      return nil
+    }
+    return info
+  }
+
+  private func entry(_ inode: fuse_ino_t) -> fuse_entry_param? {
+    guard let info = attributes(inode) else { return nil }
+    var entry = fuse_entry_param()
+    entry.ino = inode
+    entry.attr = info
+    entry.attr_timeout = FuseServer.cacheSeconds
+    entry.entry_timeout = FuseServer.cacheSeconds
+    return entry
+  }
+
+  // MARK: Handlers
+
+  enum Reply {
+    case error(Int32)
+    case entry(fuse_entry_param)
+    case attributes(stat)
+    case open(fuse_file_info)
+    case bytes([UInt8])
+    case chunks([VerifiedChunk], [iovec])
+    case statfs(statvfs)
+    case none
+  }
+
+  func lookup(parent: fuse_ino_t, name: String) -> Reply {
+    guard parent == FuseServer.rootInode, name == header.name, let entry = entry(FuseServer.fileInode)
+    else { return .error(ENOENT) }
+    return .entry(entry)
+  }
+
+  func getattr(_ inode: fuse_ino_t) -> Reply {
+    guard let info = attributes(inode) else { return .error(ENOENT) }
+    return .attributes(info)
+  }
+
+  func open(_ inode: fuse_ino_t, _ info: fuse_file_info) -> Reply {
+    guard inode == FuseServer.fileInode else { return .error(EISDIR) }
+    guard info.flags & O_ACCMODE == O_RDONLY else { return .error(EROFS) }
+    var reply = info
+    reply.keep_cache = 1
+    reply.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(ReadStream()).toOpaque()))
+    return .open(reply)
+  }
+
+  func release(_ info: fuse_file_info) -> Reply {
+    if let stream = ReadStream.from(info) { Unmanaged.passUnretained(stream).release() }
+    return .error(0)
+  }
+
+  func read(size: Int, offset: Int, stream: ReadStream?) -> Reply {
+    guard offset < header.fileSize, size > 0 else { return .bytes([]) }
+    let end = min(offset + size, header.fileSize)
+    let geometry = store.geometry
+    let indexes = geometry.chunks(covering: offset, length: end - offset)
+    if let stream, stream.isSequential(indexes) { store.readAhead(after: indexes.upperBound) }
+
+    var chunks: [VerifiedChunk] = []
+    var pieces: [iovec] = []
+    do {
+      for index in indexes {
+        let chunk = try store.chunk(index)
+        let start = max(offset, geometry.chunkOffset(index)) - geometry.chunkOffset(index)
+        let stop = min(end, geometry.chunkOffset(index) + chunk.bytes.count) - geometry.chunkOffset(index)
+        chunks.append(chunk)
+        pieces.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: chunk.bytes.baseAddress! + start), iov_len: stop - start))
+      }
+    } catch let error as ChainError where error.isIntegrityFailure {
+      return .error(EIO)
+    } catch {
+      Log.shared.error("read at offset \(offset): \(error)")
+      return .error(EIO)
+    }
+    return .chunks(chunks, pieces)
+  }
+
+  func readdir(_ inode: fuse_ino_t, request: fuse_req_t, size: Int, offset: Int) -> Reply {
+    guard inode == FuseServer.rootInode else { return .error(ENOTDIR) }
+    var listing: [UInt8] = []
+    let names: [(String, fuse_ino_t)] = [(".", FuseServer.rootInode), ("..", FuseServer.rootInode), (header.name, FuseServer.fileInode)]
+    for (position, (name, inode)) in names.enumerated() where position >= offset {
+      var info = attributes(inode)!
+      let needed = fuse_add_direntry(request, nil, 0, name, nil, 0)
+      guard listing.count + needed <= size else { break }
+      let start = listing.count
+      listing += [UInt8](repeating: 0, count: needed)
+      listing.withUnsafeMutableBufferPointer { buffer in
+        let pointer = UnsafeMutableRawPointer(buffer.baseAddress! + start).assumingMemoryBound(to: CChar.self)
+        _ = fuse_add_direntry(request, pointer, needed, name, &info, off_t(position + 1))
+      }
+    }
+    return .bytes(listing)
+  }
+
+  func statfs() -> Reply {
+    var info = statvfs()
+    info.f_bsize = UInt(min(header.chunkSize, 1 << 20))
+    info.f_frsize = info.f_bsize
+    info.f_blocks = fsblkcnt_t((header.fileSize + Int(info.f_bsize) - 1) / Int(info.f_bsize))
+    info.f_files = 2
+    info.f_namemax = 255
+    return .statfs(info)
+  }
+
+  /// The one place that answers the kernel.
+  func send(_ reply: Reply, to request: fuse_req_t) {
+    switch reply {
+    case .error(let code): fuse_reply_err(request, code)
+    case .entry(var entry): fuse_reply_entry(request, &entry)
+    case .attributes(var info): fuse_reply_attr(request, &info, FuseServer.cacheSeconds)
+    case .open(var info): fuse_reply_open(request, &info)
+    case .bytes(let bytes): _ = bytes.withUnsafeBufferPointer { fuse_reply_buf(request, $0.baseAddress, $0.count) }
+    case .chunks(let chunks, let pieces):
+      withExtendedLifetime(chunks) { _ = pieces.withUnsafeBufferPointer { fuse_reply_iov(request, $0.baseAddress, Int32($0.count)) } }
+    case .statfs(var info): fuse_reply_statfs(request, &info)
+    case .none: fuse_reply_none(request)
+    }
+  }
+
+  // MARK: Session
+
+  static func from(_ request: fuse_req_t?) -> FuseServer {
+    Unmanaged<FuseServer>.fromOpaque(fuse_req_userdata(request)!).takeUnretainedValue()
+  }
+
+  /// Mounts at `mountpoint` and serves until unmounted or signalled. `ready` is called on
+  /// another thread once the file can be read through the mount.
+  public func serve(mountpoint: String, fuseOptions: [String], ready: @escaping (Error?) -> Void) throws {
+    var operations = FuseServer.operations()
+    var arguments = fuse_args(argc: 0, argv: nil, allocated: 0)
+    defer { fuse_opt_free_args(&arguments) }
+    for argument in ["chainfs"] + fuseOptions.flatMap({ ["-o", $0] }) {
+      fuse_opt_add_arg(&arguments, argument)
+    }
+
+    guard let session = fuse_session_new(
+      &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size,
+      Unmanaged.passUnretained(self).toOpaque())
+    else { throw ChainError.invalidArgument("libfuse refused the mount options") }
+    self.session = session
+    defer { fuse_session_destroy(session) }
+
+    guard fuse_set_signal_handlers(session) == 0 else {
+      throw ChainError.invalidArgument("cannot install signal handlers")
+    }
+    defer { fuse_remove_signal_handlers(session) }
+    guard fuse_session_mount(session, mountpoint) == 0 else {
+      throw ChainError.invalidArgument("\(mountpoint): mount failed")
+    }
+    defer { fuse_session_unmount(session) }
+
+    let filePath = mountpoint + "/" + header.name
+    Thread.detachNewThread {
+      var info = stat()
+      if stat(filePath, &info) == 0 {
+        ready(nil)
+      } else {
+        ready(ChainError.system(SystemError("stat", path: filePath, errno: errno)))
+        kill(getpid(), SIGTERM)
+      }
+    }
+
+    let config = fuse_loop_cfg_create()
+    defer { fuse_loop_cfg_destroy(config) }
+    fuse_loop_cfg_set_max_threads(config, 16)
+    let status = chainfs_session_loop_mt(session, config)
+    if status < 0 {
+      Log.shared.error("session loop ended: \(String(cString: strerror(-status)))")
+    }
+  }
+
+  private static func operations() -> fuse_lowlevel_ops {
+    var operations = fuse_lowlevel_ops()
+    operations.`init` = { userdata, connection in
+      guard let connection else { return }
+      let server = Unmanaged<FuseServer>.fromOpaque(userdata!).takeUnretainedValue()
+      // libfuse derives the kernel's largest request (max_pages) from max_write.
+      connection.pointee.max_write = UInt32(server.largestRead)
+      connection.pointee.max_readahead = UInt32(server.largestRead)
+      connection.pointee.want |= connection.pointee.capable & UInt32(FUSE_CAP_ASYNC_READ)
+    }
+    operations.lookup = { request, parent, name in
+      let server = FuseServer.from(request)
+      server.send(server.lookup(parent: parent, name: String(cString: name!)), to: request!)
+    }
+    operations.getattr = { request, inode, _ in
+      let server = FuseServer.from(request)
+      server.send(server.getattr(inode), to: request!)
+    }
+    operations.open = { request, inode, info in
+      let server = FuseServer.from(request)
+      server.send(server.open(inode, info!.pointee), to: request!)
+    }
+    operations.release = { request, _, info in
+      let server = FuseServer.from(request)
+      server.send(server.release(info!.pointee), to: request!)
+    }
+    operations.read = { request, _, size, offset, info in
+      let server = FuseServer.from(request)
+      let stream = info.flatMap { ReadStream.from($0.pointee) }
+      server.send(server.read(size: size, offset: Int(offset), stream: stream), to: request!)
+    }
+    operations.readdir = { request, inode, size, offset, _ in
+      let server = FuseServer.from(request)
+      server.send(server.readdir(inode, request: request!, size: size, offset: Int(offset)), to: request!)
+    }
+    operations.statfs = { request, _ in
+      let server = FuseServer.from(request)
+      server.send(server.statfs(), to: request!)
+    }
+    operations.setattr = { request, _, _, _, _ in fuse_reply_err(request, EROFS) }
+    operations.write = { request, _, _, _, _, _ in fuse_reply_err(request, EROFS) }
+    operations.create = { request, _, _, _, _ in fuse_reply_err(request, EROFS) }
+    operations.mknod = { request, _, _, _, _ in fuse_reply_err(request, EROFS) }
+    operations.mkdir = { request, _, _, _ in fuse_reply_err(request, EROFS) }
+    operations.unlink = { request, _, _ in fuse_reply_err(request, EROFS) }
+    operations.rmdir = { request, _, _ in fuse_reply_err(request, EROFS) }
+    operations.rename = { request, _, _, _, _, _ in fuse_reply_err(request, EROFS) }
+    operations.symlink = { request, _, _, _ in fuse_reply_err(request, EROFS) }
+    operations.link = { request, _, _, _ in fuse_reply_err(request, EROFS) }
+    operations.setxattr = { request, _, _, _, _, _ in fuse_reply_err(request, EROFS) }
+    operations.removexattr = { request, _, _ in fuse_reply_err(request, EROFS) }
+    return operations
+  }
+}
+
+/// Per-open-file state: where the last read ended, to tell a sequential reader.
+final class ReadStream: @unchecked Sendable {
+  private let lock = NSLock()
+  private var lastChunk = -1
+
+  static func from(_ info: fuse_file_info) -> ReadStream? {
+    guard info.fh != 0, let pointer = UnsafeRawPointer(bitPattern: UInt(info.fh)) else { return nil }
+    return Unmanaged<ReadStream>.fromOpaque(pointer).takeUnretainedValue()
+  }
+
+  /// True when this read starts in or right after the chunk where the last one ended.
+  func isSequential(_ chunks: ClosedRange<Int>) -> Bool {
+    lock.withLock {
+      let sequential = chunks.lowerBound == lastChunk || chunks.lowerBound == lastChunk + 1
+      // A read slightly behind the last one is the kernel's readahead arriving out of
+      // order, not a seek: it leaves the position where it is.
+      let straggler = chunks.upperBound < lastChunk && chunks.upperBound >= lastChunk - 2
+      if !straggler { lastChunk = chunks.upperBound }
+      return sequential
+    }
+  }
+}
