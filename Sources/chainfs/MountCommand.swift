@@ -185,7 +185,7 @@ enum MountCommand: Command {
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
     posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 3)
 
-    let arguments = ["/proc/self/exe"] + CommandLine.arguments.dropFirst() + ["--ready-fd", "3"]
+    let arguments = CommandLine.arguments + ["--ready-fd", "3"]
     var argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var child: pid_t = 0
