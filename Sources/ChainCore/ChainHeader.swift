@@ -4,7 +4,8 @@
 /// (`chunkSize + 32` bytes); the last record is the final chunk alone.
 public struct ChainGeometry: Equatable, Sendable {
   public static let maximumChunkSize = 1 << 30
-  /// 2^62 bytes: far beyond any real file, small enough that no offset sum overflows.
+  /// 2^62 bytes: far beyond any real file. Headers are also refused when the records
+  /// would take more than this (chunks under 32 bytes), so no offset sum overflows.
   public static let maximumFileSize = 1 << 62
 
   public let chunkSize: Int
@@ -58,7 +59,7 @@ public struct ChainHeader: Equatable, Sendable {
   public static let sha256Identifier: UInt16 = 1
   public static let fixedLength = 88
   public static let maximumNameLength = 4096
-  public static let maximumLength = 8192
+  public static let maximumLength = encodedLength(nameLength: maximumNameLength)
 
   public var geometry: ChainGeometry
   public var name: String
@@ -111,8 +112,11 @@ public struct ChainHeader: Equatable, Sendable {
 
   /// How many bytes to read to be sure of holding the whole header.
   public static func declaredLength(prefix: [UInt8], path: String) throws -> Int {
-    guard prefix.count >= 16, Array(prefix[0..<8]) == magic else {
+    guard prefix.count >= magic.count, Array(prefix[0..<magic.count]) == magic else {
       throw ChainError.notAChain(path: path, reason: "no chainfs header")
+    }
+    guard prefix.count >= 16 else {
+      throw ChainError.corruptHeader(path: path, reason: "truncated (\(prefix.count) bytes)")
     }
     let length = Int(prefix.littleEndian(UInt32.self, at: 12))
     guard length >= encodedLength(nameLength: 1), length <= maximumLength else {
@@ -145,6 +149,10 @@ public struct ChainHeader: Equatable, Sendable {
       throw corrupt("file size \(fileSize) out of range")
     }
     let geometry = ChainGeometry(chunkSize: Int(chunkSize), fileSize: Int(fileSize))
+    let (records, overflow) = geometry.lastChunk.multipliedReportingOverflow(by: geometry.recordStride)
+    guard !overflow, records <= ChainGeometry.maximumFileSize else {
+      throw corrupt("\(fileSize) bytes in \(chunkSize)-byte chunks take more than 2^62 bytes of records")
+    }
     let chunkCount = bytes.littleEndian(UInt64.self, at: 32)
     guard chunkCount == UInt64(geometry.chunkCount) else {
       throw corrupt("\(chunkCount) chunks do not fit a \(fileSize)-byte file in \(chunkSize)-byte chunks")
@@ -175,8 +183,8 @@ public struct ChainHeader: Equatable, Sendable {
   public static func isSafeName(_ name: String) -> Bool {
     let bytes = Array(name.utf8)
     return !bytes.isEmpty && bytes.count <= maximumNameLength && name != "." && name != ".."
-      && !bytes.contains(UInt8(ascii: "/")) && !bytes.contains(0)
-      && !bytes.contains(where: { $0 < 0x20 || $0 == 0x7f })
+      && !bytes.contains(UInt8(ascii: "/"))
+      && !name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
   }
 }
 

@@ -133,7 +133,11 @@ public final class FolderSource: ChainSource {
     guard fileKind(at: manifestPath) == S_IFREG else {
       throw ChainError.notAChain(path: path, reason: "no \(FolderSource.manifestName) file")
     }
-    header = try readHeader(from: SystemFile.openForReading(manifestPath), path: manifestPath)
+    let manifest = try SystemFile.openForReading(manifestPath)
+    header = try readHeader(from: manifest, path: manifestPath)
+    guard try manifest.size == header.encodedLength else {
+      throw ChainError.corruptHeader(path: manifestPath, reason: "bytes after the manifest")
+    }
     directIO = options.directIO
     self.path = path
   }

@@ -22,7 +22,7 @@ public struct StoreOptions: Sendable {
 ///
 /// The store keeps a table of trusted digests, 32 bytes a chunk. It starts with the root
 /// and grows as records are verified: each verified record yields the next chunk's digest.
-/// Digests are known for chunks `0 ..< knownCount`, the verified frontier. Reading chunk
+/// Digests are known for a prefix of the chunks, the verified frontier. Reading chunk
 /// `j` inside the frontier costs one record read and one hash; beyond it, the records from
 /// the frontier to `j` are checked first, in parallel, keeping only their digests.
 ///
@@ -34,8 +34,9 @@ public final class ChunkStore: @unchecked Sendable {
   public let options: StoreOptions
 
   private let state = NSCondition()
-  private let digests: UnsafeMutablePointer<Digest>
-  private var knownCount = 1
+  // Trusted digests of chunks 0 ..< digests.count: the verified frontier. It only grows
+  // as records are verified, so a header claiming billions of chunks costs nothing.
+  private var digests: [Digest]
   private var extending = false
   private var failure: (chunk: Int, error: ChainError)?
   private var cache: ChunkCache
@@ -49,20 +50,11 @@ public final class ChunkStore: @unchecked Sendable {
     self.geometry = source.geometry
     self.options = options
     cache = ChunkCache(budget: options.cacheBudget)
-
-    // calloc: the kernel hands out zeroed pages on first touch, so mounting a chain of
-    // millions of chunks costs nothing until its digests are learnt.
-    let raw = calloc(geometry.chunkCount, MemoryLayout<Digest>.stride)!
-    digests = raw.bindMemory(to: Digest.self, capacity: geometry.chunkCount)
-    digests[0] = root
-  }
-
-  deinit {
-    free(digests)
+    digests = [root]
   }
 
   /// How many chunks have a trusted digest: the verified frontier.
-  public var frontier: Int { state.withLock { knownCount } }
+  public var frontier: Int { state.withLock { digests.count } }
 
   /// The first chunk that failed verification, if any.
   public var failedChunk: Int? { state.withLock { failure?.chunk } }
@@ -130,7 +122,7 @@ public final class ChunkStore: @unchecked Sendable {
   /// seeks cost one record each. Stops early at a failure, which it records.
   public func verifyInBackground(batch: Int = 16) {
     while true {
-      let target = state.withLock { failure == nil ? min(knownCount - 1 + batch, geometry.lastChunk) : -1 }
+      let target = state.withLock { failure == nil ? min(digests.count - 1 + batch, geometry.lastChunk) : -1 }
       guard target >= 0 else { return }
       do {
         _ = try trustedDigest(target, jobs: 1)
@@ -168,7 +160,7 @@ public final class ChunkStore: @unchecked Sendable {
         state.unlock()
         throw untrusted(index, failure)
       }
-      if index < knownCount {
+      if index < digests.count {
         defer { state.unlock() }
         return digests[index]
       }
@@ -176,7 +168,7 @@ public final class ChunkStore: @unchecked Sendable {
       state.wait()
     }
     extending = true
-    let first = knownCount - 1
+    let first = digests.count - 1
     var expected = digests[first]
     state.unlock()
     defer { state.withLock { extending = false; state.broadcast() } }
@@ -208,9 +200,8 @@ public final class ChunkStore: @unchecked Sendable {
 
   private func learn(_ index: Int, _ digest: Digest) {
     state.withLock {
-      guard index == knownCount else { return }
-      digests[index] = digest
-      knownCount += 1
+      guard index == digests.count else { return }
+      digests.append(digest)
       state.broadcast()
     }
   }
