@@ -89,31 +89,29 @@ public struct ChainEncoder {
     _ observer: ChainObserver?
   ) throws -> Digest {
     let depth = 2 * jobs
-    let buffers = (0..<depth).map { _ in AlignedBuffer(capacity: geometry.recordStride) }
+    let buffers = (0..<depth).map { _ in AlignedBuffer(capacity: geometry.chunkSize) }
     let hashers = (0..<depth).map { _ in SHA256() }
     let last = geometry.lastChunk
     var link: Digest?
 
+    // Workers read, write and absorb whole chunks; the chain-ordered part is the finish
+    // and a 32-byte write of the link, so the bulk of the I/O runs in parallel too.
     try runOrdered(
       count: geometry.chunkCount, workers: jobs, depth: depth,
       produce: { position, slot in
-        let index = last - position
-        try readChunk(index, of: input, geometry, into: buffers[slot])
+        let chunk = try readChunk(last - position, of: input, geometry, into: buffers[slot])
+        try sink.writeRecord(last - position, chunk)
         hashers[slot].reset()
-        hashers[slot].update(UnsafeRawBufferPointer(rebasing: buffers[slot].bytes[..<geometry.chunkLength(index)]))
+        hashers[slot].update(chunk)
       },
       consume: { position, slot, _ in
         let index = last - position
-        let length = geometry.chunkLength(index)
-        var recordLength = length
         if let link {
-          link.withUnsafeBytes { buffers[slot].bytes.baseAddress!.advanced(by: length).copyMemory(from: $0.baseAddress!, byteCount: Digest.byteCount) }
           hashers[slot].update(link)
-          recordLength += Digest.byteCount
+          try sink.writeLink(index, link)
         }
         let digest = hashers[slot].finish()
-        try sink.writeRecord(index, UnsafeRawBufferPointer(rebasing: buffers[slot].bytes[..<recordLength]))
-        observer?.chunkDone(index, offset: geometry.chunkOffset(index), length: length, digest: digest)
+        observer?.chunkDone(index, offset: geometry.chunkOffset(index), length: geometry.chunkLength(index), digest: digest)
         link = digest
       })
     return link!
@@ -124,14 +122,13 @@ public struct ChainEncoder {
     _ observer: ChainObserver?
   ) throws -> Digest {
     let depth = 2 * jobs
-    let buffers = (0..<depth).map { _ in AlignedBuffer(capacity: geometry.recordStride) }
+    let buffers = (0..<depth).map { _ in AlignedBuffer(capacity: geometry.chunkSize) }
     var states = [SHA256?](repeating: nil, count: geometry.chunkCount)
 
     try runOrdered(
       count: geometry.chunkCount, workers: jobs, depth: depth,
       produce: { index, slot in
-        let chunk = UnsafeRawBufferPointer(rebasing: buffers[slot].bytes[..<geometry.chunkLength(index)])
-        try readChunk(index, of: input, geometry, into: buffers[slot])
+        let chunk = try readChunk(index, of: input, geometry, into: buffers[slot])
         try sink.writeRecord(index, chunk)
         let hasher = SHA256()
         hasher.update(chunk)
@@ -156,15 +153,15 @@ public struct ChainEncoder {
   }
 }
 
+/// Reads chunk `index` of the input into `buffer` and returns its bytes there.
 private func readChunk(
   _ index: Int, of input: SystemFile, _ geometry: ChainGeometry, into buffer: AlignedBuffer
-) throws {
-  let length = geometry.chunkLength(index)
-  let count = try input.read(
-    into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<length]), at: geometry.chunkOffset(index))
-  guard count == length else {
+) throws -> UnsafeRawBufferPointer {
+  let chunk = UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[..<geometry.chunkLength(index)])
+  guard try input.read(into: chunk, at: geometry.chunkOffset(index)) == chunk.count else {
     throw ChainError.invalidArgument("\(input.path): the file changed size while being encoded")
   }
+  return UnsafeRawBufferPointer(chunk)
 }
 
 /// Writes records into an archive or a folder under construction.
@@ -188,7 +185,7 @@ final class RecordSink: @unchecked Sendable {
     FolderSource.recordName(index, chunkCount: geometry.chunkCount)
   }
 
-  /// Writes a whole record, or just its chunk when the link will come later.
+  /// Writes the chunk of a record; its link follows with `writeLink`.
   func writeRecord(_ index: Int, _ bytes: UnsafeRawBufferPointer) throws {
     if let archive {
       try archive.write(bytes, at: headerLength + index * geometry.recordStride)
