@@ -2,28 +2,19 @@
 public enum ByteSize {
   public static func parse(_ text: String) -> Int? {
     var digits = Substring(text)
+    // Accepted suffixes: K, KB, KiB (and M, G, T alike), any case; a lone B means bytes.
+    if digits.last == "B" || digits.last == "b" { digits.removeLast() }
+    let binary = digits.last == "i" || digits.last == "I"
+    if binary { digits.removeLast() }
+    let exponents: [Character: Int] = ["K": 10, "M": 20, "G": 30, "T": 40]
     var multiplier = 1
-    if let last = digits.last, last.isLetter {
-      var suffix = String(last).uppercased()
+    if let unit = digits.last.map({ Character($0.uppercased()) }), let exponent = exponents[unit] {
+      multiplier = 1 << exponent
       digits.removeLast()
-      if suffix == "B", let unit = digits.last, unit.isLetter {
-        suffix = String(unit).uppercased()
-        digits.removeLast()
-        if digits.last == "i" || digits.last == "I" { digits.removeLast() }
-      } else if suffix == "B" {
-        suffix = ""
-      }
-      switch suffix {
-      case "": multiplier = 1
-      case "K": multiplier = 1 << 10
-      case "M": multiplier = 1 << 20
-      case "G": multiplier = 1 << 30
-      case "T": multiplier = 1 << 40
-      default: return nil
-      }
+    } else if binary {
+      return nil
     }
-    guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }),
-      let value = Int(digits)
+    guard !digits.isEmpty, digits.allSatisfy({ $0.isASCII && $0.isNumber }), let value = Int(digits)
     else { return nil }
     let (product, overflow) = value.multipliedReportingOverflow(by: multiplier)
     return overflow ? nil : product

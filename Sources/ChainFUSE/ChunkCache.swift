@@ -1,3 +1,4 @@
+import Foundation
 import ChainCore
 
 /// A chunk whose record has been checked against the chain: the only bytes ever served.
@@ -6,11 +7,18 @@ public final class VerifiedChunk: @unchecked Sendable {
   /// The chunk's bytes, inside `buffer`; the record's trailing link is not included.
   public let bytes: UnsafeRawBufferPointer
   private let buffer: AlignedBuffer
+  private let pool: BufferPool
 
-  init(index: Int, buffer: AlignedBuffer, bytes: UnsafeRawBufferPointer) {
+  init(index: Int, buffer: AlignedBuffer, bytes: UnsafeRawBufferPointer, pool: BufferPool) {
     self.index = index
     self.buffer = buffer
     self.bytes = bytes
+    self.pool = pool
+  }
+
+  // The last reader is done and the cache has let go: the buffer can hold another record.
+  deinit {
+    pool.give(buffer)
   }
 
   /// What the chunk costs the cache budget: the whole buffer it keeps alive.
@@ -82,5 +90,32 @@ struct ChunkCache {
     if let newer = node.newer { newer.older = node.older } else { newest = node.older }
     node.newer = nil
     node.older = nil
+  }
+}
+
+/// Record buffers kept for reuse.
+///
+/// A record buffer is large (a chunk and a page or two), so the allocator maps and unmaps
+/// it each time; at a thousand chunks a second, the page faults and unmaps cost more than
+/// the hashing. Reusing buffers keeps them mapped and warm.
+final class BufferPool: @unchecked Sendable {
+  private let lock = NSLock()
+  private var free: [AlignedBuffer] = []
+  private let capacity: Int
+  private let limit: Int
+
+  init(bufferCapacity: Int, limit: Int) {
+    capacity = bufferCapacity
+    self.limit = limit
+  }
+
+  func take() -> AlignedBuffer {
+    lock.withLock { free.popLast() } ?? AlignedBuffer(capacity: capacity)
+  }
+
+  func give(_ buffer: AlignedBuffer) {
+    lock.withLock {
+      if free.count < limit { free.append(buffer) }
+    }
   }
 }

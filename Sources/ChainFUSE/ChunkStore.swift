@@ -40,6 +40,7 @@ public final class ChunkStore: @unchecked Sendable {
   private var extending = false
   private var failure: (chunk: Int, error: ChainError)?
   private var cache: ChunkCache
+  private let buffers: BufferPool
   private var loading: [Int: PendingChunk] = [:]
   private var readaheadQueued = Set<Int>()
   private let readaheadQueue = DispatchQueue(
@@ -50,6 +51,8 @@ public final class ChunkStore: @unchecked Sendable {
     self.geometry = source.geometry
     self.options = options
     cache = ChunkCache(budget: options.cacheBudget)
+    let recordBuffer = source.makeRecordBuffer().capacity
+    buffers = BufferPool(bufferCapacity: recordBuffer, limit: 4 * options.jobs + options.readahead + 8)
     digests = [root]
   }
 
@@ -86,6 +89,7 @@ public final class ChunkStore: @unchecked Sendable {
     state.withLock {
       loading[index] = nil
       if case .success(let chunk) = result { cache.insert(chunk) }
+      state.broadcast()
     }
     pending.fulfil(result)
     return try result.get()
@@ -138,18 +142,30 @@ public final class ChunkStore: @unchecked Sendable {
 
   // MARK: Verification
 
+  /// Reads and hashes record `index`, then checks it once its trusted digest is known.
+  ///
+  /// Hashing comes first because it needs no digest: loads of consecutive chunks (a
+  /// sequential reader and its readahead) hash in parallel, and each then waits only for
+  /// the load before it to yield its digest.
   private func load(_ index: Int) throws -> VerifiedChunk {
-    let expected = try trustedDigest(index, jobs: options.jobs)
-    let buffer = source.makeRecordBuffer()
-    let record = try checked(index) { try source.readRecord(index, into: buffer) }
-    let actual = SHA256.hash(record)
-    guard actual == expected else {
-      throw recordFailure(index, .hashMismatch(chunk: index, expected: expected, actual: actual))
+    let buffer = buffers.take()
+    let record: UnsafeRawBufferPointer
+    do {
+      record = try checked(index) { try source.readRecord(index, into: buffer) }
+      let actual = SHA256.hash(record)
+      let expected = try trustedDigest(index, jobs: options.jobs)
+      guard actual == expected else {
+        throw recordFailure(index, .hashMismatch(chunk: index, expected: expected, actual: actual))
+      }
+    } catch {
+      buffers.give(buffer)
+      throw error
     }
 
     let length = geometry.chunkLength(index)
     if index < geometry.lastChunk { learn(index + 1, link(in: record, after: length)) }
-    return VerifiedChunk(index: index, buffer: buffer, bytes: UnsafeRawBufferPointer(rebasing: record[..<length]))
+    let bytes = UnsafeRawBufferPointer(rebasing: record[..<length])
+    return VerifiedChunk(index: index, buffer: buffer, bytes: bytes, pool: buffers)
   }
 
   /// The trusted digest of chunk `index`, first verifying the records up to it if needed.
@@ -164,7 +180,9 @@ public final class ChunkStore: @unchecked Sendable {
         defer { state.unlock() }
         return digests[index]
       }
-      if !extending { break }
+      // The load of the chunk just below is under way and will yield the digest.
+      let yielding = loading[index - 1] != nil && index - 1 < digests.count
+      if !extending && !yielding { break }
       state.wait()
     }
     extending = true
@@ -174,12 +192,13 @@ public final class ChunkStore: @unchecked Sendable {
     defer { state.withLock { extending = false; state.broadcast() } }
 
     let depth = 2 * jobs
-    let buffers = (0..<depth).map { _ in source.makeRecordBuffer() }
+    let slots = (0..<depth).map { _ in buffers.take() }
+    defer { slots.forEach(buffers.give) }
     try runOrdered(
       count: index - first, workers: jobs, depth: depth,
       produce: { [self] position, slot in
         let chunk = first + position
-        let record = try checked(chunk) { try source.readRecord(chunk, into: buffers[slot]) }
+        let record = try checked(chunk) { try source.readRecord(chunk, into: slots[slot]) }
         return (record, SHA256.hash(record))
       },
       consume: { [self] position, _, product in

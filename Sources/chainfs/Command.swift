@@ -5,11 +5,16 @@ import ChainCore
 #endif
 
 /// The documented exit statuses, the same for every subcommand.
-enum ExitCode: Int32 {
-  case success = 0
-  case failure = 1
-  case usage = 2
-  case integrity = 3
+struct ExitCode: Equatable {
+  let rawValue: Int32
+
+  static let success = ExitCode(rawValue: 0)
+  static let failure = ExitCode(rawValue: 1)
+  static let usage = ExitCode(rawValue: 2)
+  static let integrity = ExitCode(rawValue: 3)
+
+  /// As a shell reports a process killed by `signal`: 130 for Ctrl-C.
+  static func interrupted(by signal: Int32) -> ExitCode { ExitCode(rawValue: 128 + signal) }
 }
 
 /// One subcommand: its name, its help and what it does.
@@ -39,11 +44,11 @@ func runCommand(_ command: Command.Type, _ arguments: [String]) -> ExitCode {
     let parsed = try ParsedArguments(arguments, options: command.options + [.flag("--help", "-h")])
     return try command.run(parsed)
   } catch let error as UsageError {
-    writeToStandardError("\(prefix): \(error.message)\nTry 'chainfs \(command.name) --help'.\n")
+    writeToStandardError("\(prefix): \(error.message) (see 'chainfs \(command.name) --help')\n")
     return .usage
   } catch let error as ChainError {
     writeToStandardError("\(prefix): \(error)\n")
-    if case .interrupted(let signal) = error { return ExitCode(rawValue: 128 + signal) ?? .failure }
+    if case .interrupted(let signal) = error { return .interrupted(by: signal) }
     return error.isIntegrityFailure ? .integrity : .failure
   } catch {
     writeToStandardError("\(prefix): \(error)\n")

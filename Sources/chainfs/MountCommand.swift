@@ -203,6 +203,6 @@ enum MountCommand: Command {
     var exitStatus: Int32 = 0
     waitpid(child, &exitStatus, 0)
     let code = (exitStatus >> 8) & 0xff
-    return ExitCode(rawValue: code == 0 ? 1 : code) ?? .failure
+    return code == 0 ? .failure : ExitCode(rawValue: code)
   }
 }

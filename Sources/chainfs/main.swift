@@ -39,7 +39,7 @@ func main() -> ExitCode {
     return .success
   }
   guard let command = allCommands.first(where: { $0.name == first }) else {
-    writeToStandardError("chainfs: unknown command '\(first)'\nTry 'chainfs --help'.\n")
+    writeToStandardError("chainfs: unknown command '\(first)' (see 'chainfs --help')\n")
     return .usage
   }
   return runCommand(command, Array(arguments.dropFirst()))

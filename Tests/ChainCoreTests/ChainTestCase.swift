@@ -105,19 +105,31 @@ class ChainTestCase: XCTestCase {
     _ path: String, trust: TrustAnchor, chunk: Int?, _ message: String = "",
     file: StaticString = #filePath, line: UInt = #line
   ) -> ChainError? {
+    let error = assertRejected(path, trust: trust, message, file: file, line: line)
+    if let error {
+      XCTAssertEqual(
+        error.chunk, chunk, "wrong chunk in: \(error). \(message)", file: file, line: line)
+    }
+    return error
+  }
+
+  /// Fails unless verification throws an integrity error, whichever chunk it names.
+  @discardableResult
+  func assertRejected(
+    _ path: String, trust: TrustAnchor, _ message: String = "",
+    file: StaticString = #filePath, line: UInt = #line
+  ) -> ChainError? {
     do {
       try verify(path, trust: trust)
       XCTFail("the chain verified, but should not have. \(message)", file: file, line: line)
-      return nil
     } catch let error as ChainError {
       XCTAssertTrue(
         error.isIntegrityFailure, "not an integrity failure: \(error). \(message)",
         file: file, line: line)
-      XCTAssertEqual(error.chunk, chunk, "wrong chunk in: \(error). \(message)", file: file, line: line)
       return error
     } catch {
       XCTFail("unexpected error \(error). \(message)", file: file, line: line)
-      return nil
     }
+    return nil
   }
 }

@@ -2,6 +2,10 @@ import ChainCore
 import Foundation
 import XCTest
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 final class ReferenceHashTests: XCTestCase {
   /// Known answers from FIPS 180-2 appendix B, so the reference is itself pinned.
   func testReferenceMatchesPublishedDigests() {
@@ -167,7 +171,8 @@ final class EncoderTests: ChainTestCase {
       let trust = TrustAnchor(root: Digest(bytes: reference.root), chunkSize: 4096)
       for format in ChainEncoder.Format.allCases {
         let chain = try makeChain(
-          bytes, chunkSize: 4096, format: format, name: "in-\(size)", chainName: "\(format)-\(size)")
+          bytes, chunkSize: 4096, format: format, name: "in-\(size)", chainName: "\(format)-\(size)"
+        )
         let output = path("out-\(format)-\(size)")
         try verify(chain.path, trust: trust, jobs: 3, into: output)
         XCTAssertTrue(try contents(output) == bytes, "\(format), \(size) bytes")
@@ -198,7 +203,8 @@ final class EncoderTests: ChainTestCase {
     for seed in 30..<33 as Range<UInt64> {
       let bytes = seededBytes(count: 1234, seed: seed)
       try write(bytes, to: path("in-\(seed)"))
-      let header = try encoder.encode(inputPath: path("in-\(seed)"), outputPath: path("\(seed).chain"))
+      let header = try encoder.encode(
+        inputPath: path("in-\(seed)"), outputPath: path("\(seed).chain"))
       XCTAssertEqual(header.root.bytes, ReferenceChain(file: bytes, chunkSize: 100).root)
     }
   }
@@ -247,6 +253,59 @@ final class EncoderTests: ChainTestCase {
     ]
     for (input, format, expected) in cases {
       XCTAssertEqual(ChainEncoder.defaultOutputPath(for: input, format: format), expected, input)
+    }
+  }
+}
+
+/// The vectors published in docs/FORMAT.md section 9, computed there by a script written
+/// from the document alone: they pin the format for any other implementation.
+final class FormatVectorTests: ChainTestCase {
+  /// The document's pattern input: byte i is i mod 251.
+  private func pattern(_ count: Int) -> [UInt8] { (0..<count).map { UInt8($0 % 251) } }
+
+  func testPatternRoots() throws {
+    let vectors: [(Int, Int, String)] = [
+      (3000, 1024, "9064778805feb2aad4ce28603dcedc6f9ecc9d6364c487fb286d987477e2a15f"),
+      (3000, 1000, "8d75bc8f8bf5504427717f301b9bff15f8db05be633eec219900d4423e1682ce"),
+      (1023, 1024, "1c5e88a585b61754df6137d66632a7348557a88358afc401b0a0a4fc427104a9"),
+      (1024, 1024, "2bce1ba628720664be4b9fdd77aae0678e5f0f3f02fc6ff641ec879094f6a404"),
+      (1025, 1024, "8d6182731c09c6d4a988ea025c1ab8e2de035701d433ab9565cf4142f409d03e"),
+      (2048, 1024, "c4362a9516755351ae985fe1f39d2a0cd2e2f5a430f477a909f832db6968edf3"),
+      (2049, 1024, "77912db9dae907bc52713a0043fd4e61f98f0eb19619565e5e8fd39d56c0657c"),
+    ]
+    for (size, chunkSize, root) in vectors {
+      let chain = try makeChain(
+        pattern(size), chunkSize: chunkSize, format: .archive, name: "p-\(size)-\(chunkSize)",
+        chainName: "p-\(size)-\(chunkSize).chain")
+      XCTAssertEqual(chain.header.root.hex, root, "\(size) bytes in \(chunkSize)-byte chunks")
+    }
+  }
+
+  func testHelloArchiveIsByteIdentical() throws {
+    let dump = """
+      43 48 41 49 4e 46 53 00 01 00 01 00 88 00 00 00 04 00 00 00 00 00 00 00 05 00 00 00
+      00 00 00 00 02 00 00 00 00 00 00 00 00 f1 53 65 00 00 00 00 00 65 cd 1d 09 00 00 00
+      09 2d 27 4a e8 a6 60 19 1f 26 66 7a a8 7e 67 6d c1 6d 92 22 d6 ce a2 83 e4 c9 0d 79
+      94 9d 50 14 68 65 6c 6c 6f 2e 74 78 74 00 00 00 00 00 00 00 75 51 3f 41 14 49 53 c7
+      13 5c 7e 7c fe 09 31 1e 7d bc e6 7f cc df 7a 73 d5 67 bd fd e7 dd c0 48 68 65 6c 6c
+      65 c7 4c 15 a6 86 18 7b b6 bb f9 95 8f 49 4f c6 b8 00 68 03 4a 65 9a 9a d4 49 91 b0
+      8c 58 f2 d2 6f
+      """
+    let expected = dump.split(whereSeparator: \.isWhitespace).map { UInt8($0, radix: 16)! }
+    XCTAssertEqual(expected.count, 173)
+
+    try write(Array("hello".utf8), to: path("hello.txt"))
+    var times = [
+      timespec(tv_sec: 1_700_000_000, tv_nsec: 500_000_000),
+      timespec(tv_sec: 1_700_000_000, tv_nsec: 500_000_000),
+    ]
+    XCTAssertEqual(utimensat(AT_FDCWD, path("hello.txt"), &times, 0), 0)
+
+    for method in ChainEncoder.Method.allCases {
+      let chain = try makeChain(
+        Array("hello".utf8), chunkSize: 4, format: .archive, method: method, name: "hello.txt",
+        chainName: "hello-\(method.rawValue).chain")
+      XCTAssertEqual(try contents(chain.path), expected, "\(method)")
     }
   }
 }

@@ -37,7 +37,8 @@ struct ReferenceSHA256 {
     for start in stride(from: 0, to: tail.count, by: 64) {
       compress(tail, at: start, into: &state, schedule: &schedule)
     }
-    return state.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (24 - 8 * $0)) } }
+    return state.flatMap { word in (0..<4).map { UInt8(truncatingIfNeeded: word >> (24 - 8 * $0)) }
+    }
   }
 
   private static func compress(
@@ -45,11 +46,13 @@ struct ReferenceSHA256 {
   ) {
     for t in 0..<16 {
       let offset = start + 4 * t
-      schedule[t] = UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16
+      schedule[t] =
+        UInt32(bytes[offset]) << 24 | UInt32(bytes[offset + 1]) << 16
         | UInt32(bytes[offset + 2]) << 8 | UInt32(bytes[offset + 3])
     }
     for t in 16..<64 {
-      let w15 = schedule[t - 15], w2 = schedule[t - 2]
+      let w15 = schedule[t - 15]
+      let w2 = schedule[t - 2]
       let sigma0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3)
       let sigma1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10)
       schedule[t] = sigma1 &+ schedule[t - 7] &+ sigma0 &+ schedule[t - 16]
@@ -60,7 +63,8 @@ struct ReferenceSHA256 {
     for t in 0..<64 {
       let choice = (e & f) ^ (~e & g)
       let majority = (a & b) ^ (a & c) ^ (b & c)
-      let t1 = h &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ choice &+ roundConstants[t]
+      let t1 =
+        h &+ (rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)) &+ choice &+ roundConstants[t]
         &+ schedule[t]
       let t2 = (rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)) &+ majority
       (h, g, f, e) = (g, f, e, d &+ t1)
