@@ -52,7 +52,7 @@ public final class ChunkStore: @unchecked Sendable {
     self.options = options
     cache = ChunkCache(budget: options.cacheBudget)
     let recordBuffer = source.makeRecordBuffer().capacity
-    buffers = BufferPool(bufferCapacity: recordBuffer, limit: 4 * options.jobs + options.readahead + 8)
+    buffers = BufferPool(bufferCapacity: recordBuffer, limit: 2 * options.jobs + options.readahead + 2)
     digests = [root]
   }
 
