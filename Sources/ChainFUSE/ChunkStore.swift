@@ -43,6 +43,7 @@ public final class ChunkStore: @unchecked Sendable {
   private let buffers: BufferPool
   private var loading: [Int: PendingChunk] = [:]
   private var readaheadQueued = Set<Int>()
+  private var logsFailures = true
   private let readaheadQueue = DispatchQueue(
     label: "chainfs.readahead", qos: .utility, attributes: .concurrent)
 
@@ -115,8 +116,11 @@ public final class ChunkStore: @unchecked Sendable {
     }
   }
 
-  /// Moves the frontier to the end and checks the last record: the whole chain.
+  /// Moves the frontier to the end and checks the last record: the whole chain. A failure
+  /// is thrown to the caller, who reports it, rather than logged as a serving failure.
   public func verifyAll(jobs: Int? = nil) throws {
+    logsFailures = false
+    defer { logsFailures = true }
     _ = try trustedDigest(geometry.lastChunk, jobs: jobs ?? options.jobs)
     _ = try chunk(geometry.lastChunk)
     try source.checkNothingBeyondChain()
@@ -210,6 +214,7 @@ public final class ChunkStore: @unchecked Sendable {
         expected = link(in: record, after: geometry.chunkLength(chunk))
         learn(chunk + 1, expected)
       })
+    Log.shared.debug("verified chunks \(first) to \(index - 1) to reach chunk \(index)")
     return state.withLock { digests[index] }
   }
 
@@ -242,7 +247,7 @@ public final class ChunkStore: @unchecked Sendable {
       state.broadcast()
       return true
     }
-    if first {
+    if first && logsFailures {
       Log.shared.warning("\(error); chunks from \(index) on will not be served")
     }
     return error

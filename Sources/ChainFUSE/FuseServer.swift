@@ -19,14 +19,14 @@ public final class FuseServer: @unchecked Sendable {
 
   public let store: ChunkStore
   private let header: ChainHeader
-  private let uid = getuid()
-  private let gid = getgid()
+  private let uid: uid_t
+  private let gid: gid_t
   private let largestRead: Int
-  private var session: OpaquePointer?
 
-  public init(store: ChunkStore, largestRead: Int = 1 << 20) {
+  public init(store: ChunkStore, owner: (uid: UInt32, gid: UInt32), largestRead: Int = 1 << 20) {
     self.store = store
     self.header = store.source.header
+    (uid, gid) = owner
     self.largestRead = largestRead
   }
 
@@ -194,7 +194,6 @@ public final class FuseServer: @unchecked Sendable {
       &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size,
       Unmanaged.passUnretained(self).toOpaque())
     else { throw ChainError.invalidArgument("libfuse refused the mount options") }
-    self.session = session
     defer { fuse_session_destroy(session) }
 
     guard fuse_set_signal_handlers(session) == 0 else {

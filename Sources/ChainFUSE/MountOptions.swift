@@ -1,5 +1,9 @@
 import ChainCore
 
+#if canImport(Glibc)
+  import Glibc
+#endif
+
 /// When a mounted chain is checked beyond what reads need.
 public enum VerifyMode: String, CaseIterable, Sendable {
   /// Only what is read, and the records before it that are needed to trust it.
@@ -18,6 +22,8 @@ public struct MountOptions: Sendable {
   public var debug = false
   public var root: String?
   public var chunkSize: String?
+  /// The owner shown for the folder and the file; the mounting user's by default.
+  public var owner: (uid: UInt32, gid: UInt32) = (getuid(), getgid())
   /// Options passed to libfuse and the kernel unchanged (allow_other, max_read=N, ...).
   public var fuseOptions: [String] = []
 
@@ -51,6 +57,9 @@ public struct MountOptions: Sendable {
         root = value
       case "chunk_size":
         chunkSize = value
+      case "uid", "gid":
+        guard let id = value.flatMap({ UInt32($0) }) else { return "\(key): expected a number" }
+        if key == "uid" { owner.uid = id } else { owner.gid = id }
       case "debug":
         debug = true
         fuseOptions.append(item)

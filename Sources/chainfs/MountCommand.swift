@@ -34,7 +34,8 @@ enum MountCommand: Command {
       --chunk-size SIZE    the trusted chunk size (default 1M when a root is given)
       -f, --foreground     stay in the foreground, logging to standard error
       -d                   -o debug and -f: log every FUSE request
-      --logs               log more: mounts, unmounts, frontier progress
+      --logs               log more: each stretch of records verified to reach a seek,
+                           the end of background verification
       -q, --quiet          log only errors
 
     Mount options (-o, comma-separated):
@@ -47,6 +48,7 @@ enum MountCommand: Command {
                            it; background: also check the rest at low priority; full:
                            check the whole chain before mounting, refuse if it fails
       jobs=N               threads hashing when many records must be checked at once
+      uid=N, gid=N         the owner shown for the folder and the file (default: yours)
       odirect              read the backing data with O_DIRECT, bypassing the page cache,
                            so that it is not cached twice
       allow_other          let other users read the mount (needs user_allow_other in
@@ -142,7 +144,7 @@ enum MountCommand: Command {
 
     let fsname = URL(fileURLWithPath: source.path).standardizedFileURL.path.replacingOccurrences(of: ",", with: "\\,")
     let fuseOptions = ["ro", "fsname=\(fsname)", "subtype=chainfs"] + options.fuseOptions
-    let server = FuseServer(store: store)
+    let server = FuseServer(store: store, owner: options.owner)
     try server.serve(mountpoint: mountpoint, fuseOptions: fuseOptions) { error in
       if let readyDescriptor { reportReadiness(error, to: Int32(readyDescriptor)) }
       if error == nil {
