@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import ChainCore
 
 /// A chunk whose record has been checked against the chain: the only bytes ever served.
@@ -8,6 +9,7 @@ public final class VerifiedChunk: @unchecked Sendable {
   public let bytes: UnsafeRawBufferPointer
   private let buffer: AlignedBuffer
   private let pool: BufferPool
+  private let handedToKernel = Atomic<Bool>(false)
 
   init(index: Int, buffer: AlignedBuffer, bytes: UnsafeRawBufferPointer, pool: BufferPool) {
     self.index = index
@@ -19,6 +21,11 @@ public final class VerifiedChunk: @unchecked Sendable {
   // The last reader is done and the cache has let go: the buffer can hold another record.
   deinit {
     pool.give(buffer)
+  }
+
+  /// True the first time only: a chunk is copied into the kernel's page cache once.
+  func claimKernelCopy() -> Bool {
+    !handedToKernel.exchange(true, ordering: .relaxed)
   }
 
   /// What the chunk costs the cache budget: the whole buffer it keeps alive.

@@ -22,6 +22,8 @@ public final class FuseServer: @unchecked Sendable {
   private let uid: uid_t
   private let gid: gid_t
   private let largestRead: Int
+  private var session: OpaquePointer?
+  private let kernelCopyQueue = DispatchQueue(label: "chainfs.kernel-copy", qos: .utility)
 
   public init(store: ChunkStore, owner: (uid: UInt32, gid: UInt32), largestRead: Int = 1 << 20) {
     self.store = store
@@ -110,7 +112,8 @@ public final class FuseServer: @unchecked Sendable {
     let end = min(offset + size, header.fileSize)
     let geometry = store.geometry
     let indexes = geometry.chunks(covering: offset, length: end - offset)
-    if let stream, stream.isSequential(indexes) { store.readAhead(after: indexes.upperBound) }
+    let sequential = stream?.isSequential(indexes) ?? false
+    if sequential { store.readAhead(after: indexes.upperBound) }
 
     var chunks: [VerifiedChunk] = []
     var pieces: [iovec] = []
@@ -128,7 +131,32 @@ public final class FuseServer: @unchecked Sendable {
       Log.shared.error("read at offset \(offset): \(error)")
       return .error(EIO)
     }
+    if !sequential { copyToKernel(chunks) }
     return .chunks(chunks, pieces)
+  }
+
+  /// Hands whole verified chunks to the kernel's page cache after a random read.
+  ///
+  /// A random reader asks for a page or two, but verifying them cost hashing the whole
+  /// chunk. Storing all of it in the page cache lets later reads nearby be served by the
+  /// kernel alone. It runs on its own queue, after the reply: storing locks the pages, and
+  /// the pages this read asked for are locked until it is answered.
+  private func copyToKernel(_ chunks: [VerifiedChunk]) {
+    let fresh = chunks.filter { $0.claimKernelCopy() }
+    guard !fresh.isEmpty else { return }
+    let geometry = store.geometry
+    kernelCopyQueue.async { [self] in
+      // The session is only read here, on this queue, which clears it before it ends.
+      guard let session else { return }
+      for chunk in fresh {
+        let memory = UnsafeMutableRawPointer(mutating: chunk.bytes.baseAddress!)
+        let buffer = fuse_buf(
+          size: chunk.bytes.count, flags: fuse_buf_flags(0), mem: memory, fd: -1, pos: 0)
+        var vector = fuse_bufvec(count: 1, idx: 0, off: 0, buf: buffer)
+        let offset = off_t(geometry.chunkOffset(chunk.index))
+        _ = fuse_lowlevel_notify_store(session, FuseServer.fileInode, offset, &vector, fuse_buf_copy_flags(0))
+      }
+    }
   }
 
   func readdir(_ inode: fuse_ino_t, request: fuse_req_t, size: Int, offset: Int) -> Reply {
@@ -194,6 +222,7 @@ public final class FuseServer: @unchecked Sendable {
       &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size,
       Unmanaged.passUnretained(self).toOpaque())
     else { throw ChainError.invalidArgument("libfuse refused the mount options") }
+    self.session = session
     defer { fuse_session_destroy(session) }
 
     guard fuse_set_signal_handlers(session) == 0 else {
@@ -220,6 +249,7 @@ public final class FuseServer: @unchecked Sendable {
     defer { fuse_loop_cfg_destroy(config) }
     fuse_loop_cfg_set_max_threads(config, 16)
     let status = chainfs_session_loop_mt(session, config)
+    kernelCopyQueue.sync { self.session = nil }
     if status < 0 {
       Log.shared.error("session loop ended: \(String(cString: strerror(-status)))")
     }
