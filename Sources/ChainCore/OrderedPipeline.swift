@@ -24,19 +24,23 @@ public func runOrdered<Product>(
     return
   }
 
+  // Threads of their own rather than a shared pool: a caller may hold up pool threads that
+  // wait for this very pipeline to finish.
   let state = PipelineState<Product>(count: count, depth: depth)
-  let group = DispatchGroup()
+  let finished = DispatchGroup()
   for _ in 0..<min(workers, count) {
-    DispatchQueue.global().async(group: group) {
+    finished.enter()
+    Thread.detachNewThread {
       while let position = state.claim() {
         let product = Result { try produce(position, position % depth) }
         state.deliver(product, at: position)
       }
+      finished.leave()
     }
   }
   defer {
     state.stop()
-    group.wait()
+    finished.wait()
   }
 
   for position in 0..<count {
