@@ -60,8 +60,8 @@ enum EncodeCommand: Command {
     do {
       let header = try encoder.encode(inputPath: input, outputPath: output, observer: report)
       report.finish(
-        "encoded \(header.name) (\(ByteSize.format(header.fileSize)), \(header.chunkCount) "
-          + "chunks of \(ByteSize.format(header.chunkSize))) into \(output)")
+        "encoded \(header.name) (\(ByteSize.format(header.fileSize)), "
+          + "\(chunkCount(header)) of \(ByteSize.format(header.chunkSize))) into \(output)")
       print(header.root.hex)
       return .success
     } catch {

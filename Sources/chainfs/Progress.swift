@@ -14,7 +14,7 @@ final class ChainReport: ChainObserver {
   private let showProgress: Bool
   private let logChunks: Bool
   private var doneBytes = 0
-  private var lastDrawn = Date.distantPast
+  private var lastDrawn: Date
   private var drawn = false
 
   init(verb: String, totalBytes: Int) {
@@ -22,6 +22,8 @@ final class ChainReport: ChainObserver {
     self.totalBytes = totalBytes
     logChunks = Log.shared.enabled(.debug)
     showProgress = isatty(2) == 1 && Log.shared.enabled(.info) && !logChunks
+    // The first line waits a moment, so that the rate it shows means something.
+    lastDrawn = start.addingTimeInterval(0.3)
   }
 
   func chunkDone(_ index: Int, offset: Int, length: Int, digest: Digest) {
@@ -58,4 +60,9 @@ final class ChainReport: ChainObserver {
   func abandon() {
     if drawn { writeToStandardError("\r\u{1b}[K") }
   }
+}
+
+/// "1 chunk", "12 chunks".
+func chunkCount(_ header: ChainHeader) -> String {
+  header.chunkCount == 1 ? "1 chunk" : "\(header.chunkCount) chunks"
 }

@@ -55,7 +55,7 @@ func checkChain(
   do {
     try verifier.run(writingTo: try output(header), observer: report)
     report.finish(
-      "\(verb) \(header.name): \(ByteSize.format(header.fileSize)) in \(header.chunkCount) chunks")
+      "\(verb) \(header.name): \(ByteSize.format(header.fileSize)) in \(chunkCount(header))")
   } catch {
     report.abandon()
     throw error
