@@ -71,7 +71,9 @@ enum MountCommand: Command {
 
   static func run(_ arguments: ParsedArguments) throws -> ExitCode {
     let positionals = try arguments.positionals("SOURCE", "MOUNTPOINT")
-    let (sourcePath, mountpoint) = (positionals[0], positionals[1])
+    // Absolute paths: the driver leaves the current folder, so as not to keep it busy.
+    let sourcePath = absolutePath(positionals[0])
+    let mountpoint = absolutePath(positionals[1])
     var options = MountOptions()
     if let message = options.parse(arguments.all("-o")) { throw UsageError(message) }
     if arguments.has("-d") { options.debug = true; options.fuseOptions.append("debug") }
@@ -89,7 +91,10 @@ enum MountCommand: Command {
     if !arguments.has("--foreground") && !options.debug && readyDescriptor == nil {
       return try startInBackground(mountpoint: mountpoint, name: source.header.name)
     }
-    if readyDescriptor != nil { setsid() }
+    if readyDescriptor != nil {
+      setsid()
+      _ = chdir("/")
+    }
     CommonOptions.warnIfUntrusted(trust)
     return try serve(source, root: root, at: mountpoint, options: options, readyDescriptor: readyDescriptor)
   }
@@ -106,6 +111,10 @@ enum MountCommand: Command {
     guard let text = options.chunkSize else { return nil }
     guard let size = ByteSize.parse(text), size > 0 else { throw UsageError("chunk_size: '\(text)' is not a size") }
     return size
+  }
+
+  private static func absolutePath(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
   }
 
   private static func checkMountpoint(_ path: String) throws {
