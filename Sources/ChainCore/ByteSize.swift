@@ -30,7 +30,8 @@ public enum ByteSize {
       unit += 1
     }
     if unit == 0 { return "\(bytes) B" }
-    let rounded = value >= 100 || value == value.rounded() ? "\(Int(value.rounded()))" : String(format1: value)
+    let rounded =
+      value >= 100 || value == value.rounded() ? "\(Int(value.rounded()))" : String(format1: value)
     return "\(rounded) \(units[unit])"
   }
 }

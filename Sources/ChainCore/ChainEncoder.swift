@@ -111,7 +111,9 @@ public struct ChainEncoder {
           try sink.writeLink(index, link)
         }
         let digest = hashers[slot].finish()
-        observer?.chunkDone(index, offset: geometry.chunkOffset(index), length: geometry.chunkLength(index), digest: digest)
+        observer?.chunkDone(
+          index, offset: geometry.chunkOffset(index), length: geometry.chunkLength(index),
+          digest: digest)
         link = digest
       })
     return link!
@@ -146,7 +148,9 @@ public struct ChainEncoder {
         try sink.writeLink(index, link)
       }
       let digest = hasher.finish()
-      observer?.chunkDone(index, offset: geometry.chunkOffset(index), length: geometry.chunkLength(index), digest: digest)
+      observer?.chunkDone(
+        index, offset: geometry.chunkOffset(index), length: geometry.chunkLength(index),
+        digest: digest)
       link = digest
     }
     return link!
@@ -172,7 +176,9 @@ final class RecordSink: @unchecked Sendable {
   private let headerLength: Int
   private let archive: SystemFile?
 
-  init(output: AtomicOutput, format: ChainEncoder.Format, geometry: ChainGeometry, headerLength: Int) throws {
+  init(
+    output: AtomicOutput, format: ChainEncoder.Format, geometry: ChainGeometry, headerLength: Int
+  ) throws {
     self.output = output
     self.format = format
     self.geometry = geometry
@@ -197,7 +203,9 @@ final class RecordSink: @unchecked Sendable {
   func writeLink(_ index: Int, _ link: Digest) throws {
     let offset = geometry.chunkLength(index)
     if let archive {
-      try link.withUnsafeBytes { try archive.write($0, at: headerLength + index * geometry.recordStride + offset) }
+      try link.withUnsafeBytes {
+        try archive.write($0, at: headerLength + index * geometry.recordStride + offset)
+      }
     } else {
       let file = try output.openFile(named: recordName(index))
       try link.withUnsafeBytes { try file.write($0, at: offset) }

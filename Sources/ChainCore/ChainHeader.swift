@@ -130,7 +130,9 @@ public struct ChainHeader: Equatable, Sendable {
     func corrupt(_ reason: String) -> ChainError { .corruptHeader(path: path, reason: reason) }
 
     let length = try ChainHeader.declaredLength(prefix: bytes, path: path)
-    guard bytes.count >= length else { throw corrupt("truncated (\(bytes.count) of \(length) bytes)") }
+    guard bytes.count >= length else {
+      throw corrupt("truncated (\(bytes.count) of \(length) bytes)")
+    }
     let body = Array(bytes[0..<(length - Digest.byteCount)])
     let checksum = Digest(bytes: bytes[(length - Digest.byteCount)..<length])
     guard SHA256.hash(body) == checksum else { throw corrupt("checksum does not match") }
@@ -138,7 +140,9 @@ public struct ChainHeader: Equatable, Sendable {
     let version = bytes.littleEndian(UInt16.self, at: 8)
     guard version == ChainHeader.version else { throw corrupt("unsupported version \(version)") }
     let hash = bytes.littleEndian(UInt16.self, at: 10)
-    guard hash == ChainHeader.sha256Identifier else { throw corrupt("unknown hash function \(hash)") }
+    guard hash == ChainHeader.sha256Identifier else {
+      throw corrupt("unknown hash function \(hash)")
+    }
 
     let chunkSize = bytes.littleEndian(UInt64.self, at: 16)
     guard chunkSize >= 1, chunkSize <= UInt64(ChainGeometry.maximumChunkSize) else {
@@ -149,13 +153,16 @@ public struct ChainHeader: Equatable, Sendable {
       throw corrupt("file size \(fileSize) out of range")
     }
     let geometry = ChainGeometry(chunkSize: Int(chunkSize), fileSize: Int(fileSize))
-    let (records, overflow) = geometry.lastChunk.multipliedReportingOverflow(by: geometry.recordStride)
+    let (records, overflow) = geometry.lastChunk.multipliedReportingOverflow(
+      by: geometry.recordStride)
     guard !overflow, records <= ChainGeometry.maximumFileSize else {
-      throw corrupt("\(fileSize) bytes in \(chunkSize)-byte chunks take more than 2^62 bytes of records")
+      throw corrupt(
+        "\(fileSize) bytes in \(chunkSize)-byte chunks take more than 2^62 bytes of records")
     }
     let chunkCount = bytes.littleEndian(UInt64.self, at: 32)
     guard chunkCount == UInt64(geometry.chunkCount) else {
-      throw corrupt("\(chunkCount) chunks do not fit a \(fileSize)-byte file in \(chunkSize)-byte chunks")
+      throw corrupt(
+        "\(chunkCount) chunks do not fit a \(fileSize)-byte file in \(chunkSize)-byte chunks")
     }
 
     let seconds = Int64(bitPattern: bytes.littleEndian(UInt64.self, at: 40))
@@ -170,7 +177,8 @@ public struct ChainHeader: Equatable, Sendable {
     let nameBytes = bytes[nameStart..<(nameStart + nameLength)]
     guard let name = String(validating: nameBytes, as: UTF8.self), ChainHeader.isSafeName(name)
     else { throw corrupt("file name is not a plain name") }
-    guard bytes[(nameStart + nameLength)..<(length - Digest.byteCount)].allSatisfy({ $0 == 0 }) else {
+    guard bytes[(nameStart + nameLength)..<(length - Digest.byteCount)].allSatisfy({ $0 == 0 })
+    else {
       throw corrupt("padding is not zero")
     }
 

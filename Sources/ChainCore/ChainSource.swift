@@ -42,7 +42,8 @@ public struct SourceOptions: Sendable {
 }
 
 /// Opens a chain folder or a `.chain` archive, telling them apart by what `path` is.
-public func openChainSource(_ path: String, options: SourceOptions = .init()) throws -> ChainSource {
+public func openChainSource(_ path: String, options: SourceOptions = .init()) throws -> ChainSource
+{
   switch fileKind(at: path) {
   case S_IFDIR: return try FolderSource(path: path, options: options)
   case S_IFREG: return try ArchiveSource(path: path, options: options)
@@ -66,12 +67,14 @@ private func readSpan(
   _ file: SystemFile, direct: Bool, offset: Int, length: Int, into buffer: AlignedBuffer
 ) throws -> UnsafeRawBufferPointer {
   guard direct else {
-    let count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<length]), at: offset)
+    let count = try file.read(
+      into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<length]), at: offset)
     return UnsafeRawBufferPointer(rebasing: buffer.bytes[0..<count])
   }
   let start = AlignedBuffer.roundDown(offset)
   let end = AlignedBuffer.roundUp(offset + length)
-  let count = try file.read(into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<(end - start)]), at: start)
+  let count = try file.read(
+    into: UnsafeMutableRawBufferPointer(rebasing: buffer.bytes[0..<(end - start)]), at: start)
   let head = offset - start
   let available = max(0, min(count - head, length))
   return UnsafeRawBufferPointer(rebasing: buffer.bytes[head..<(head + available)])
@@ -97,7 +100,8 @@ public final class ArchiveSource: ChainSource {
     header.encodedLength + index * geometry.recordStride
   }
 
-  public func readRecord(_ index: Int, into buffer: AlignedBuffer) throws -> UnsafeRawBufferPointer {
+  public func readRecord(_ index: Int, into buffer: AlignedBuffer) throws -> UnsafeRawBufferPointer
+  {
     let expected = geometry.recordLength(index)
     let record = try readSpan(
       directFile ?? file, direct: directFile != nil, offset: recordOffset(index),
@@ -112,7 +116,8 @@ public final class ArchiveSource: ChainSource {
     let expected = header.encodedLength + geometry.recordsLength
     let actual = try file.size
     if actual > expected {
-      throw ChainError.extraRecord(path: "\(path) (\(actual - expected) bytes after the last record)")
+      throw ChainError.extraRecord(
+        path: "\(path) (\(actual - expected) bytes after the last record)")
     }
   }
 }
@@ -153,7 +158,8 @@ public final class FolderSource: ChainSource {
     path + "/" + FolderSource.recordName(index, chunkCount: geometry.chunkCount)
   }
 
-  public func readRecord(_ index: Int, into buffer: AlignedBuffer) throws -> UnsafeRawBufferPointer {
+  public func readRecord(_ index: Int, into buffer: AlignedBuffer) throws -> UnsafeRawBufferPointer
+  {
     let recordPath = recordPath(index)
     let file: SystemFile
     do {

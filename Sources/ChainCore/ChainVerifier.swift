@@ -72,8 +72,10 @@ public struct ChainVerifier {
         if index < geometry.lastChunk {
           expected = Digest(bytes: UnsafeRawBufferPointer(rebasing: record[length...]))
         }
-        try output?.write(UnsafeRawBufferPointer(rebasing: record[..<length]), at: geometry.chunkOffset(index))
-        observer?.chunkDone(index, offset: geometry.chunkOffset(index), length: length, digest: digest)
+        try output?.write(
+          UnsafeRawBufferPointer(rebasing: record[..<length]), at: geometry.chunkOffset(index))
+        observer?.chunkDone(
+          index, offset: geometry.chunkOffset(index), length: length, digest: digest)
       })
 
     try source.checkNothingBeyondChain()

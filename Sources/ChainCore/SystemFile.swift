@@ -12,7 +12,9 @@ public final class SystemFile: @unchecked Sendable {
 
   public init(path: String, flags: Int32, mode: mode_t = 0o644) throws {
     let descriptor = retryOnInterrupt { Glibc.open(path, flags | O_CLOEXEC, mode) }
-    guard descriptor >= 0 else { throw ChainError.system(SystemError("open", path: path, errno: errno)) }
+    guard descriptor >= 0 else {
+      throw ChainError.system(SystemError("open", path: path, errno: errno))
+    }
     self.descriptor = descriptor
     self.path = path
   }
@@ -40,7 +42,8 @@ public final class SystemFile: @unchecked Sendable {
     var done = 0
     while done < buffer.count {
       let count = retryOnInterrupt {
-        Glibc.pread(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+        Glibc.pread(
+          descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
       }
       guard count >= 0 else { throw error("read") }
       if count == 0 { break }
@@ -53,7 +56,8 @@ public final class SystemFile: @unchecked Sendable {
     var done = 0
     while done < buffer.count {
       let count = retryOnInterrupt {
-        Glibc.pwrite(descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
+        Glibc.pwrite(
+          descriptor, buffer.baseAddress! + done, buffer.count - done, off_t(offset + done))
       }
       guard count > 0 else { throw error("write") }
       done += count

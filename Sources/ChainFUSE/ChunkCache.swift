@@ -1,6 +1,6 @@
+import ChainCore
 import Foundation
 import Synchronization
-import ChainCore
 
 /// A chunk whose record has been checked against the chain: the only bytes ever served.
 public final class VerifiedChunk: @unchecked Sendable {

@@ -53,7 +53,8 @@ public final class ChunkStore: @unchecked Sendable {
     self.options = options
     cache = ChunkCache(budget: options.cacheBudget)
     let recordBuffer = source.makeRecordBuffer().capacity
-    buffers = BufferPool(bufferCapacity: recordBuffer, limit: 2 * options.jobs + options.readahead + 2)
+    buffers = BufferPool(
+      bufferCapacity: recordBuffer, limit: 2 * options.jobs + options.readahead + 2)
     digests = [root]
   }
 
@@ -130,7 +131,9 @@ public final class ChunkStore: @unchecked Sendable {
   /// seeks cost one record each. Stops early at a failure, which it records.
   public func verifyInBackground(batch: Int = 16) {
     while true {
-      let target = state.withLock { failure == nil ? min(digests.count - 1 + batch, geometry.lastChunk) : -1 }
+      let target = state.withLock {
+        failure == nil ? min(digests.count - 1 + batch, geometry.lastChunk) : -1
+      }
       guard target >= 0 else { return }
       do {
         _ = try trustedDigest(target, jobs: 1)
@@ -193,7 +196,12 @@ public final class ChunkStore: @unchecked Sendable {
     let first = digests.count - 1
     var expected = digests[first]
     state.unlock()
-    defer { state.withLock { extending = false; state.broadcast() } }
+    defer {
+      state.withLock {
+        extending = false
+        state.broadcast()
+      }
+    }
 
     let depth = 2 * jobs
     let slots = (0..<depth).map { _ in buffers.take() }
@@ -209,7 +217,8 @@ public final class ChunkStore: @unchecked Sendable {
         let chunk = first + position
         let (record, actual) = product
         guard actual == expected else {
-          throw recordFailure(chunk, .hashMismatch(chunk: chunk, expected: expected, actual: actual))
+          throw recordFailure(
+            chunk, .hashMismatch(chunk: chunk, expected: expected, actual: actual))
         }
         expected = link(in: record, after: geometry.chunkLength(chunk))
         learn(chunk + 1, expected)
@@ -254,7 +263,8 @@ public final class ChunkStore: @unchecked Sendable {
   }
 
   private func untrusted(_ index: Int, _ failure: (chunk: Int, error: ChainError)) -> ChainError {
-    index == failure.chunk ? failure.error : .untrustedChunk(chunk: index, failedChunk: failure.chunk)
+    index == failure.chunk
+      ? failure.error : .untrustedChunk(chunk: index, failedChunk: failure.chunk)
   }
 }
 

@@ -39,7 +39,8 @@ public final class FuseServer: @unchecked Sendable {
     info.st_ino = __ino_t(inode)
     info.st_uid = uid
     info.st_gid = gid
-    let time = timespec(tv_sec: Int(header.modificationSeconds), tv_nsec: Int(header.modificationNanoseconds))
+    let time = timespec(
+      tv_sec: Int(header.modificationSeconds), tv_nsec: Int(header.modificationNanoseconds))
     info.st_mtim = time
     info.st_ctim = time
     info.st_atim = time
@@ -83,7 +84,8 @@ public final class FuseServer: @unchecked Sendable {
   }
 
   func lookup(parent: fuse_ino_t, name: String) -> Reply {
-    guard parent == FuseServer.rootInode, name == header.name, let entry = entry(FuseServer.fileInode)
+    guard parent == FuseServer.rootInode, name == header.name,
+      let entry = entry(FuseServer.fileInode)
     else { return .error(ENOENT) }
     return .entry(entry)
   }
@@ -121,9 +123,13 @@ public final class FuseServer: @unchecked Sendable {
       for index in indexes {
         let chunk = try store.chunk(index)
         let start = max(offset, geometry.chunkOffset(index)) - geometry.chunkOffset(index)
-        let stop = min(end, geometry.chunkOffset(index) + chunk.bytes.count) - geometry.chunkOffset(index)
+        let stop =
+          min(end, geometry.chunkOffset(index) + chunk.bytes.count) - geometry.chunkOffset(index)
         chunks.append(chunk)
-        pieces.append(iovec(iov_base: UnsafeMutableRawPointer(mutating: chunk.bytes.baseAddress! + start), iov_len: stop - start))
+        pieces.append(
+          iovec(
+            iov_base: UnsafeMutableRawPointer(mutating: chunk.bytes.baseAddress! + start),
+            iov_len: stop - start))
       }
     } catch let error as ChainError where error.isIntegrityFailure {
       return .error(EIO)
@@ -154,7 +160,8 @@ public final class FuseServer: @unchecked Sendable {
           size: chunk.bytes.count, flags: fuse_buf_flags(0), mem: memory, fd: -1, pos: 0)
         var vector = fuse_bufvec(count: 1, idx: 0, off: 0, buf: buffer)
         let offset = off_t(geometry.chunkOffset(chunk.index))
-        _ = fuse_lowlevel_notify_store(session, FuseServer.fileInode, offset, &vector, fuse_buf_copy_flags(0))
+        _ = fuse_lowlevel_notify_store(
+          session, FuseServer.fileInode, offset, &vector, fuse_buf_copy_flags(0))
       }
     }
   }
@@ -162,7 +169,10 @@ public final class FuseServer: @unchecked Sendable {
   func readdir(_ inode: fuse_ino_t, request: fuse_req_t, size: Int, offset: Int) -> Reply {
     guard inode == FuseServer.rootInode else { return .error(ENOTDIR) }
     var listing: [UInt8] = []
-    let names: [(String, fuse_ino_t)] = [(".", FuseServer.rootInode), ("..", FuseServer.rootInode), (header.name, FuseServer.fileInode)]
+    let names: [(String, fuse_ino_t)] = [
+      (".", FuseServer.rootInode), ("..", FuseServer.rootInode),
+      (header.name, FuseServer.fileInode),
+    ]
     for (position, (name, inode)) in names.enumerated() where position >= offset {
       var info = attributes(inode)!
       let needed = fuse_add_direntry(request, nil, 0, name, nil, 0)
@@ -170,7 +180,8 @@ public final class FuseServer: @unchecked Sendable {
       let start = listing.count
       listing += [UInt8](repeating: 0, count: needed)
       listing.withUnsafeMutableBufferPointer { buffer in
-        let pointer = UnsafeMutableRawPointer(buffer.baseAddress! + start).assumingMemoryBound(to: CChar.self)
+        let pointer = UnsafeMutableRawPointer(buffer.baseAddress! + start).assumingMemoryBound(
+          to: CChar.self)
         _ = fuse_add_direntry(request, pointer, needed, name, &info, off_t(position + 1))
       }
     }
@@ -194,9 +205,14 @@ public final class FuseServer: @unchecked Sendable {
     case .entry(var entry): fuse_reply_entry(request, &entry)
     case .attributes(var info): fuse_reply_attr(request, &info, FuseServer.cacheSeconds)
     case .open(var info): fuse_reply_open(request, &info)
-    case .bytes(let bytes): _ = bytes.withUnsafeBufferPointer { fuse_reply_buf(request, $0.baseAddress, $0.count) }
+    case .bytes(let bytes):
+      _ = bytes.withUnsafeBufferPointer { fuse_reply_buf(request, $0.baseAddress, $0.count) }
     case .chunks(let chunks, let pieces):
-      withExtendedLifetime(chunks) { _ = pieces.withUnsafeBufferPointer { fuse_reply_iov(request, $0.baseAddress, Int32($0.count)) } }
+      withExtendedLifetime(chunks) {
+        _ = pieces.withUnsafeBufferPointer {
+          fuse_reply_iov(request, $0.baseAddress, Int32($0.count))
+        }
+      }
     case .statfs(var info): fuse_reply_statfs(request, &info)
     case .none: fuse_reply_none(request)
     }
@@ -210,7 +226,9 @@ public final class FuseServer: @unchecked Sendable {
 
   /// Mounts at `mountpoint` and serves until unmounted or signalled. `ready` is called on
   /// another thread once the file can be read through the mount.
-  public func serve(mountpoint: String, fuseOptions: [String], ready: @escaping (Error?) -> Void) throws {
+  public func serve(mountpoint: String, fuseOptions: [String], ready: @escaping (Error?) -> Void)
+    throws
+  {
     var operations = FuseServer.operations()
     var arguments = fuse_args(argc: 0, argv: nil, allocated: 0)
     defer { fuse_opt_free_args(&arguments) }
@@ -218,9 +236,10 @@ public final class FuseServer: @unchecked Sendable {
       fuse_opt_add_arg(&arguments, argument)
     }
 
-    guard let session = fuse_session_new(
-      &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size,
-      Unmanaged.passUnretained(self).toOpaque())
+    guard
+      let session = fuse_session_new(
+        &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size,
+        Unmanaged.passUnretained(self).toOpaque())
     else { throw ChainError.invalidArgument("libfuse refused the mount options") }
     self.session = session
     defer { fuse_session_destroy(session) }
@@ -288,7 +307,8 @@ public final class FuseServer: @unchecked Sendable {
     }
     operations.readdir = { request, inode, size, offset, _ in
       let server = FuseServer.from(request)
-      server.send(server.readdir(inode, request: request!, size: size, offset: Int(offset)), to: request!)
+      server.send(
+        server.readdir(inode, request: request!, size: size, offset: Int(offset)), to: request!)
     }
     operations.statfs = { request, _ in
       let server = FuseServer.from(request)
@@ -316,7 +336,9 @@ final class ReadStream: @unchecked Sendable {
   private var lastChunk = -1
 
   static func from(_ info: fuse_file_info) -> ReadStream? {
-    guard info.fh != 0, let pointer = UnsafeRawPointer(bitPattern: UInt(info.fh)) else { return nil }
+    guard info.fh != 0, let pointer = UnsafeRawPointer(bitPattern: UInt(info.fh)) else {
+      return nil
+    }
     return Unmanaged<ReadStream>.fromOpaque(pointer).takeUnretainedValue()
   }
 

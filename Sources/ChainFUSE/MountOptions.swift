@@ -30,7 +30,10 @@ public struct MountOptions: Sendable {
   public init() {}
 
   /// Options that mount(8) and fstab add for every filesystem; they mean nothing here.
-  static let ignored: Set<String> = ["rw", "ro", "defaults", "auto", "noauto", "user", "users", "nouser", "nofail", "_netdev", "exec", "noexec", "suid", "nosuid", "dev", "nodev"]
+  static let ignored: Set<String> = [
+    "rw", "ro", "defaults", "auto", "noauto", "user", "users", "nouser", "nofail", "_netdev",
+    "exec", "noexec", "suid", "nosuid", "dev", "nodev",
+  ]
 
   /// Parses comma-separated `-o` lists; returns a message for the first bad value.
   public mutating func parse(_ lists: [String]) -> String? {
@@ -40,16 +43,24 @@ public struct MountOptions: Sendable {
       let value = parts.count > 1 ? parts[1] : nil
       switch key {
       case "cache_size":
-        guard let size = value.flatMap(ByteSize.parse), size > 0 else { return "cache_size: expected a size such as 256M" }
+        guard let size = value.flatMap(ByteSize.parse), size > 0 else {
+          return "cache_size: expected a size such as 256M"
+        }
         store.cacheBudget = size
       case "readahead":
-        guard let count = value.flatMap({ Int($0) }), (0...1024).contains(count) else { return "readahead: expected 0 to 1024 chunks" }
+        guard let count = value.flatMap({ Int($0) }), (0...1024).contains(count) else {
+          return "readahead: expected 0 to 1024 chunks"
+        }
         store.readahead = count
       case "jobs":
-        guard let count = value.flatMap({ Int($0) }), (1...256).contains(count) else { return "jobs: expected 1 to 256" }
+        guard let count = value.flatMap({ Int($0) }), (1...256).contains(count) else {
+          return "jobs: expected 1 to 256"
+        }
         store.jobs = count
       case "verify":
-        guard let mode = value.flatMap(VerifyMode.init(rawValue:)) else { return "verify: expected lazy, background or full" }
+        guard let mode = value.flatMap(VerifyMode.init(rawValue:)) else {
+          return "verify: expected lazy, background or full"
+        }
         verify = mode
       case "odirect", "direct_backing":
         directIO = true

@@ -3,7 +3,8 @@ import ChainCore
 enum DecodeCommand: Command {
   static let name = "decode"
   static let summary = "rebuild the original file, verifying it"
-  static let options = [.value("--output", "-o"), .flag("--force", "-f")]
+  static let options =
+    [.value("--output", "-o"), .flag("--force", "-f")]
     + CommonOptions.trust + CommonOptions.jobs + CommonOptions.verbosity
 
   static let help = """

@@ -3,10 +3,11 @@ import ChainCore
 enum EncodeCommand: Command {
   static let name = "encode"
   static let summary = "split a file into a hash chain"
-  static let options: [OptionSpec] = [
-    .value("--output", "-o"), .value("--format"), .value("--chunk-size"), .value("--method"),
-    .flag("--force", "-f"),
-  ] + CommonOptions.jobs + CommonOptions.verbosity
+  static let options: [OptionSpec] =
+    [
+      .value("--output", "-o"), .value("--format"), .value("--chunk-size"), .value("--method"),
+      .flag("--force", "-f"),
+    ] + CommonOptions.jobs + CommonOptions.verbosity
 
   static let help = """
     Usage: chainfs encode FILE [-o PATH] [--format folder|archive] [--chunk-size SIZE]
@@ -44,14 +45,16 @@ enum EncodeCommand: Command {
 
     var encoder = ChainEncoder()
     encoder.format = try arguments.choice("--format", as: ChainEncoder.Format.self) ?? .folder
-    encoder.method = try arguments.choice("--method", as: ChainEncoder.Method.self) ?? .backwardsSeeking
+    encoder.method =
+      try arguments.choice("--method", as: ChainEncoder.Method.self) ?? .backwardsSeeking
     encoder.chunkSize = try arguments.size("--chunk-size") ?? TrustAnchor.defaultChunkSize
     guard encoder.chunkSize <= ChainGeometry.maximumChunkSize else {
       throw UsageError("--chunk-size: at most 1G")
     }
     encoder.jobs = try CommonOptions.jobs(arguments)
     encoder.force = arguments.has("--force")
-    let output = arguments.value("--output")
+    let output =
+      arguments.value("--output")
       ?? ChainEncoder.defaultOutputPath(for: input, format: encoder.format)
 
     Interruption.install()

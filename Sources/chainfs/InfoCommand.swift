@@ -38,7 +38,8 @@ enum InfoCommand: Command {
       print(String(decoding: data, as: UTF8.self))
     } else {
       let mtime = Date(timeIntervalSince1970: Double(header.modificationSeconds))
-      print("""
+      print(
+        """
         format:      \(source.formatName)
         name:        \(header.name)
         size:        \(header.fileSize) bytes (\(ByteSize.format(header.fileSize)))

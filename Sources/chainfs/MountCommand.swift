@@ -9,10 +9,11 @@ import Foundation
 enum MountCommand: Command {
   static let name = "mount"
   static let summary = "serve the verified file through FUSE"
-  static let options: [OptionSpec] = CommonOptions.trust + [
-    .flag("--foreground", "-f"), .value("-o"), .flag("--logs"), .flag("--quiet", "-q"),
-    .flag("-d"), .value("--ready-fd"),
-  ]
+  static let options: [OptionSpec] =
+    CommonOptions.trust + [
+      .flag("--foreground", "-f"), .value("-o"), .flag("--logs"), .flag("--quiet", "-q"),
+      .flag("-d"), .value("--ready-fd"),
+    ]
 
   static let help = """
     Usage: chainfs mount SOURCE MOUNTPOINT [--root HEX] [--chunk-size SIZE] [-f]
@@ -76,11 +77,17 @@ enum MountCommand: Command {
     let mountpoint = absolutePath(positionals[1])
     var options = MountOptions()
     if let message = options.parse(arguments.all("-o")) { throw UsageError(message) }
-    if arguments.has("-d") { options.debug = true; options.fuseOptions.append("debug") }
+    if arguments.has("-d") {
+      options.debug = true
+      options.fuseOptions.append("debug")
+    }
 
     let trust = TrustAnchor(
-      root: try rootArgument(arguments, options), chunkSize: try chunkSizeArgument(arguments, options))
-    let threshold: Log.Level = arguments.has("--quiet") ? .error : (arguments.has("--logs") || options.debug) ? .debug : .info
+      root: try rootArgument(arguments, options),
+      chunkSize: try chunkSizeArgument(arguments, options))
+    let threshold: Log.Level =
+      arguments.has("--quiet")
+      ? .error : (arguments.has("--logs") || options.debug) ? .debug : .info
     Log.shared.configure(prefix: "chainfs mount", threshold: threshold)
 
     let source = try openChainSource(sourcePath, options: SourceOptions(directIO: options.directIO))
@@ -96,20 +103,29 @@ enum MountCommand: Command {
       _ = chdir("/")
     }
     CommonOptions.warnIfUntrusted(trust)
-    return try serve(source, root: root, at: mountpoint, options: options, readyDescriptor: readyDescriptor)
+    return try serve(
+      source, root: root, at: mountpoint, options: options, readyDescriptor: readyDescriptor)
   }
 
-  private static func rootArgument(_ arguments: ParsedArguments, _ options: MountOptions) throws -> Digest? {
+  private static func rootArgument(_ arguments: ParsedArguments, _ options: MountOptions) throws
+    -> Digest?
+  {
     if let root = try arguments.root() { return root }
     guard let text = options.root else { return nil }
-    guard let root = Digest(hex: text) else { throw UsageError("root: expected 64 hexadecimal characters") }
+    guard let root = Digest(hex: text) else {
+      throw UsageError("root: expected 64 hexadecimal characters")
+    }
     return root
   }
 
-  private static func chunkSizeArgument(_ arguments: ParsedArguments, _ options: MountOptions) throws -> Int? {
+  private static func chunkSizeArgument(_ arguments: ParsedArguments, _ options: MountOptions)
+    throws -> Int?
+  {
     if let size = try arguments.size("--chunk-size") { return size }
     guard let text = options.chunkSize else { return nil }
-    guard let size = ByteSize.parse(text), size > 0 else { throw UsageError("chunk_size: '\(text)' is not a size") }
+    guard let size = ByteSize.parse(text), size > 0 else {
+      throw UsageError("chunk_size: '\(text)' is not a size")
+    }
     return size
   }
 
@@ -122,7 +138,8 @@ enum MountCommand: Command {
     guard stat(path, &info) == 0 else {
       if errno == ENOTCONN {
         throw ChainError.invalidArgument(
-          "\(path): a stale mount left by a driver that was killed; clear it with 'fusermount3 -u \(path)'")
+          "\(path): a stale mount left by a driver that was killed; "
+            + "clear it with 'fusermount3 -u \(path)'")
       }
       throw ChainError.system(SystemError("stat", path: path, errno: errno))
     }
@@ -147,17 +164,21 @@ enum MountCommand: Command {
         // On Linux a nice value belongs to a thread: 0 means this thread alone.
         setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, 19)
         store.verifyInBackground()
-        if store.failedChunk == nil { Log.shared.debug("background verification reached the end of the chain") }
+        if store.failedChunk == nil {
+          Log.shared.debug("background verification reached the end of the chain")
+        }
       }
     }
 
-    let fsname = URL(fileURLWithPath: source.path).standardizedFileURL.path.replacingOccurrences(of: ",", with: "\\,")
+    let fsname = URL(fileURLWithPath: source.path).standardizedFileURL.path.replacingOccurrences(
+      of: ",", with: "\\,")
     let fuseOptions = ["ro", "fsname=\(fsname)", "subtype=chainfs"] + options.fuseOptions
     let server = FuseServer(store: store, owner: options.owner)
     try server.serve(mountpoint: mountpoint, fuseOptions: fuseOptions) { error in
       if let readyDescriptor { reportReadiness(error, to: Int32(readyDescriptor)) }
       if error == nil {
-        Log.shared.info("serving \(header.name) (\(ByteSize.format(header.fileSize))) at \(mountpoint)")
+        Log.shared.info(
+          "serving \(header.name) (\(ByteSize.format(header.fileSize))) at \(mountpoint)")
       }
     }
     Log.shared.info("unmounted \(mountpoint)")
@@ -185,7 +206,9 @@ enum MountCommand: Command {
   /// process, spawned, rather than a fork of this one.
   private static func startInBackground(mountpoint: String, name: String) throws -> ExitCode {
     var pipeEnds: [Int32] = [0, 0]
-    guard pipe(&pipeEnds) == 0 else { throw ChainError.system(SystemError("pipe", path: mountpoint, errno: errno)) }
+    guard pipe(&pipeEnds) == 0 else {
+      throw ChainError.system(SystemError("pipe", path: mountpoint, errno: errno))
+    }
     _ = fcntl(pipeEnds[0], F_SETFD, FD_CLOEXEC)
     _ = fcntl(pipeEnds[1], F_SETFD, FD_CLOEXEC)
 
@@ -203,7 +226,9 @@ enum MountCommand: Command {
     let status = posix_spawn(&child, "/proc/self/exe", &actions, nil, &argv, environ)
     close(pipeEnds[1])
     defer { close(pipeEnds[0]) }
-    guard status == 0 else { throw ChainError.system(SystemError("posix_spawn", path: "/proc/self/exe", errno: status)) }
+    guard status == 0 else {
+      throw ChainError.system(SystemError("posix_spawn", path: "/proc/self/exe", errno: status))
+    }
 
     var answer = [UInt8](repeating: 0, count: 16)
     let count = answer.withUnsafeMutableBytes { read(pipeEnds[0], $0.baseAddress, $0.count) }

@@ -42,7 +42,8 @@ final class ChainReport: ChainObserver {
   private func draw() {
     let rate = Double(doneBytes) / elapsed
     let left = rate > 0 ? Double(totalBytes - doneBytes) / rate : 0
-    let line = "\(verb) \(ByteSize.format(doneBytes)) of \(ByteSize.format(totalBytes))"
+    let line =
+      "\(verb) \(ByteSize.format(doneBytes)) of \(ByteSize.format(totalBytes))"
       + "  \(Int(rate / 1e6)) MB/s  \(Int(left.rounded(.up))) s left"
     writeToStandardError("\r\(line)\u{1b}[K")
     drawn = true

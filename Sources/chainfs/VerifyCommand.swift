@@ -45,13 +45,15 @@ enum VerifyCommand: Command {
 /// Verifies the chain at `path`, writing its chunks to `output` when given: the work that
 /// verify and decode share.
 func checkChain(
-  _ path: String, trust: TrustAnchor, jobs: Int, verb: String, output: (ChainHeader) throws -> SystemFile?
+  _ path: String, trust: TrustAnchor, jobs: Int, verb: String,
+  output: (ChainHeader) throws -> SystemFile?
 ) throws {
   let source = try openChainSource(path)
   let verifier = try ChainVerifier(source: source, trust: trust, jobs: jobs)
   CommonOptions.warnIfUntrusted(trust)
   let header = source.header
-  let report = ChainReport(verb: verb == "verified" ? "verifying" : "decoding", totalBytes: header.fileSize)
+  let report = ChainReport(
+    verb: verb == "verified" ? "verifying" : "decoding", totalBytes: header.fileSize)
   do {
     try verifier.run(writingTo: try output(header), observer: report)
     report.finish(
