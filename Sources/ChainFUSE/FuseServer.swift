@@ -145,8 +145,8 @@ public final class FuseServer: @unchecked Sendable {
   ///
   /// A random reader asks for a page or two, but verifying them cost hashing the whole
   /// chunk. Storing all of it in the page cache lets later reads nearby be served by the
-  /// kernel alone. It runs on its own queue, after the reply: storing locks the pages, and
-  /// the pages this read asked for are locked until it is answered.
+  /// kernel alone. It runs on its own queue, never on a loop thread: storing locks the
+  /// pages, and the pages a read asked for stay locked until that read is answered.
   private func copyToKernel(_ chunks: [VerifiedChunk]) {
     let fresh = chunks.filter { $0.claimKernelCopy() }
     guard !fresh.isEmpty else { return }
