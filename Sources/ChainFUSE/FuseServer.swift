@@ -100,7 +100,8 @@ public final class FuseServer: @unchecked Sendable {
     guard info.flags & O_ACCMODE == O_RDONLY else { return .error(EROFS) }
     var reply = info
     reply.keep_cache = 1
-    reply.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(ReadStream()).toOpaque()))
+    let stream = ReadStream(bypassesPageCache: info.flags & openDirect != 0)
+    reply.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(stream).toOpaque()))
     return .open(reply)
   }
 
@@ -137,7 +138,7 @@ public final class FuseServer: @unchecked Sendable {
       Log.shared.error("read at offset \(offset): \(error)")
       return .error(EIO)
     }
-    if !sequential { copyToKernel(chunks) }
+    if !sequential && stream?.bypassesPageCache == false { copyToKernel(chunks) }
     return .chunks(chunks, pieces)
   }
 
@@ -332,8 +333,14 @@ public final class FuseServer: @unchecked Sendable {
 
 /// Per-open-file state: where the last read ended, to tell a sequential reader.
 final class ReadStream: @unchecked Sendable {
+  /// Opened with O_DIRECT: its reads skip the page cache, so filling it would be waste.
+  let bypassesPageCache: Bool
   private let lock = NSLock()
   private var lastChunk = -1
+
+  init(bypassesPageCache: Bool) {
+    self.bypassesPageCache = bypassesPageCache
+  }
 
   static func from(_ info: fuse_file_info) -> ReadStream? {
     guard info.fh != 0, let pointer = UnsafeRawPointer(bitPattern: UInt(info.fh)) else {
