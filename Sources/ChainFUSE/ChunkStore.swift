@@ -10,8 +10,8 @@ import Foundation
 public struct StoreOptions: Sendable {
   /// Byte budget of verified chunks kept in memory.
   public var cacheBudget = 64 << 20
-  /// Chunks read and verified ahead of a sequential reader.
-  public var readahead = 4
+  /// Chunks read and verified ahead of a sequential reader; by default, 4 MiB worth.
+  public var readahead: Int?
   /// Threads that hash records when the verified frontier must move far.
   public var jobs = 2
 
@@ -42,19 +42,24 @@ public final class ChunkStore: @unchecked Sendable {
   private var cache: ChunkCache
   private let buffers: BufferPool
   private var loading: [Int: PendingChunk] = [:]
-  private var readaheadQueued = Set<Int>()
+  private let readahead: Int
+  // Chunks queued for background loading, taken lowest first by the loader threads.
+  private var queued = Set<Int>()
+  private var loadersStarted = false
   private var logsFailures = true
-  private let readaheadQueue = DispatchQueue(
-    label: "chainfs.readahead", qos: .utility, attributes: .concurrent)
 
   public init(source: ChainSource, root: Digest, options: StoreOptions = .init()) {
     self.source = source
     self.geometry = source.geometry
     self.options = options
-    cache = ChunkCache(budget: options.cacheBudget)
+    readahead = options.readahead ?? max(2, min(64, (4 << 20) / geometry.chunkSize))
+
+    // Pooled buffers count against the cache budget, so that it bounds all chunk memory.
     let recordBuffer = source.makeRecordBuffer().capacity
-    buffers = BufferPool(
-      bufferCapacity: recordBuffer, limit: 2 * options.jobs + options.readahead + 2)
+    let wanted = 2 * options.jobs + readahead + 2
+    let pooled = min(wanted, max(2, options.cacheBudget / recordBuffer / 2))
+    buffers = BufferPool(bufferCapacity: recordBuffer, limit: pooled)
+    cache = ChunkCache(budget: max(recordBuffer, options.cacheBudget - pooled * recordBuffer))
     digests = [root]
   }
 
@@ -99,21 +104,36 @@ public final class ChunkStore: @unchecked Sendable {
 
   /// Starts loading the chunks after `index` in the background, for a sequential reader.
   public func readAhead(after index: Int) {
-    let last = min(index + options.readahead, geometry.lastChunk)
-    var wanted: [Int] = []
+    guard index < geometry.lastChunk else { return }
+    prefetch((index + 1)...min(index + readahead, geometry.lastChunk))
+  }
+
+  /// Starts loading `indexes` in the background, skipping chunks cached or on their way.
+  ///
+  /// `jobs` loader threads take queued chunks lowest first. In that order each load finds
+  /// the one before it already under way, and waits for its link instead of verifying the
+  /// records before it a second time.
+  public func prefetch(_ indexes: ClosedRange<Int>) {
     state.withLock {
-      guard index < last, failure == nil else { return }
-      for next in (index + 1)...last
-      where !cache.contains(next) && loading[next] == nil && !readaheadQueued.contains(next) {
-        wanted.append(next)
-        readaheadQueued.insert(next)
+      guard failure == nil else { return }
+      for index in indexes where !cache.contains(index) && loading[index] == nil {
+        queued.insert(index)
       }
+      if !loadersStarted && !queued.isEmpty {
+        loadersStarted = true
+        for _ in 0..<options.jobs { Thread.detachNewThread { [self] in runLoader() } }
+      }
+      state.broadcast()
     }
-    for next in wanted {
-      readaheadQueue.async { [self] in
-        _ = try? chunk(next)
-        state.withLock { _ = readaheadQueued.remove(next) }
+  }
+
+  private func runLoader() {
+    while true {
+      let index = state.withLock { () -> Int in
+        while queued.isEmpty { state.wait() }
+        return queued.remove(queued.min()!)!
       }
+      _ = try? chunk(index)
     }
   }
 

@@ -117,6 +117,8 @@ public final class FuseServer: @unchecked Sendable {
     let indexes = geometry.chunks(covering: offset, length: end - offset)
     let sequential = stream?.isSequential(indexes) ?? false
     if sequential { store.readAhead(after: indexes.upperBound) }
+    // A read over several chunks hashes them on several threads, not one after another.
+    if indexes.count > 1 { store.prefetch((indexes.lowerBound + 1)...indexes.upperBound) }
 
     var chunks: [VerifiedChunk] = []
     var pieces: [iovec] = []

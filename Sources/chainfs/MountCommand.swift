@@ -44,7 +44,7 @@ enum MountCommand: Command {
       chunk_size=SIZE      the same as --chunk-size
       cache_size=SIZE      memory for verified chunks (default 64M)
       readahead=N          chunks read and verified ahead of a sequential reader
-                           (default 4)
+                           (default: 4 MiB worth, at least 2)
       verify=MODE          lazy (default): check what is read, and the records before
                            it; background: also check the rest at low priority; full:
                            check the whole chain before mounting, refuse if it fails
@@ -223,11 +223,15 @@ enum MountCommand: Command {
     var argv = arguments.map { strdup($0) } + [nil]
     defer { argv.forEach { free($0) } }
     var child: pid_t = 0
-    let status = posix_spawn(&child, "/proc/self/exe", &actions, nil, &argv, environ)
+    // The binary's own path rather than /proc/self/exe, so that the driver is named
+    // chainfs in ps, pgrep and killall.
+    let link = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")
+    let executable = link.flatMap { fileKind(at: $0) == S_IFREG ? $0 : nil } ?? "/proc/self/exe"
+    let status = posix_spawn(&child, executable, &actions, nil, &argv, environ)
     close(pipeEnds[1])
     defer { close(pipeEnds[0]) }
     guard status == 0 else {
-      throw ChainError.system(SystemError("posix_spawn", path: "/proc/self/exe", errno: status))
+      throw ChainError.system(SystemError("posix_spawn", path: executable, errno: status))
     }
 
     var answer = [UInt8](repeating: 0, count: 16)
