@@ -277,6 +277,23 @@ public final class FuseServer: @unchecked Sendable {
     }
   }
 
+  /// Whether libfuse accepts `fuseOptions`, asked without mounting anything. libfuse
+  /// names any option it refuses on standard error.
+  public static func acceptsOptions(_ fuseOptions: [String]) -> Bool {
+    var operations = fuse_lowlevel_ops()
+    var arguments = fuse_args(argc: 0, argv: nil, allocated: 0)
+    defer { fuse_opt_free_args(&arguments) }
+    for argument in ["chainfs"] + fuseOptions.flatMap({ ["-o", $0] }) {
+      fuse_opt_add_arg(&arguments, argument)
+    }
+    guard
+      let session = fuse_session_new(
+        &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size, nil)
+    else { return false }
+    fuse_session_destroy(session)
+    return true
+  }
+
   private static func operations() -> fuse_lowlevel_ops {
     var operations = fuse_lowlevel_ops()
     operations.`init` = { userdata, connection in

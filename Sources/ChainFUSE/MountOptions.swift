@@ -20,8 +20,8 @@ public struct MountOptions: Sendable {
   public var verify = VerifyMode.lazy
   public var directIO = false
   public var debug = false
-  public var root: String?
-  public var chunkSize: String?
+  public var root: Digest?
+  public var chunkSize: Int?
   /// The owner shown for the folder and the file; the mounting user's by default.
   public var owner: (uid: UInt32, gid: UInt32) = (getuid(), getgid())
   /// Options passed to libfuse and the kernel unchanged (allow_other, max_read=N, ...).
@@ -65,9 +65,15 @@ public struct MountOptions: Sendable {
       case "odirect", "direct_backing":
         directIO = true
       case "root":
-        root = value
+        guard let digest = value.flatMap(Digest.init(hex:)) else {
+          return "root: expected 64 hexadecimal characters"
+        }
+        root = digest
       case "chunk_size":
-        chunkSize = value
+        guard let size = value.flatMap(ByteSize.parse), size > 0 else {
+          return "chunk_size: expected a size such as 1M"
+        }
+        chunkSize = size
       case "uid", "gid":
         guard let id = value.flatMap({ UInt32($0) }) else { return "\(key): expected a number" }
         if key == "uid" { owner.uid = id } else { owner.gid = id }

@@ -83,13 +83,16 @@ enum MountCommand: Command {
     }
 
     let trust = TrustAnchor(
-      root: try rootArgument(arguments, options),
-      chunkSize: try chunkSizeArgument(arguments, options))
+      root: try arguments.root() ?? options.root,
+      chunkSize: try arguments.size("--chunk-size") ?? options.chunkSize)
     let threshold: Log.Level =
       arguments.has("--quiet")
       ? .error : (arguments.has("--logs") || options.debug) ? .debug : .info
     Log.shared.configure(prefix: "chainfs mount", threshold: threshold)
 
+    guard FuseServer.acceptsOptions(options.fuseOptions) else {
+      throw UsageError("libfuse refused the options above")
+    }
     let source = try openChainSource(sourcePath, options: SourceOptions(directIO: options.directIO))
     let root = try trust.root(for: source.header)
     try checkMountpoint(mountpoint)
@@ -105,28 +108,6 @@ enum MountCommand: Command {
     CommonOptions.warnIfUntrusted(trust)
     return try serve(
       source, root: root, at: mountpoint, options: options, readyDescriptor: readyDescriptor)
-  }
-
-  private static func rootArgument(_ arguments: ParsedArguments, _ options: MountOptions) throws
-    -> Digest?
-  {
-    if let root = try arguments.root() { return root }
-    guard let text = options.root else { return nil }
-    guard let root = Digest(hex: text) else {
-      throw UsageError("root: expected 64 hexadecimal characters")
-    }
-    return root
-  }
-
-  private static func chunkSizeArgument(_ arguments: ParsedArguments, _ options: MountOptions)
-    throws -> Int?
-  {
-    if let size = try arguments.size("--chunk-size") { return size }
-    guard let text = options.chunkSize else { return nil }
-    guard let size = ByteSize.parse(text), size > 0 else {
-      throw UsageError("chunk_size: '\(text)' is not a size")
-    }
-    return size
   }
 
   private static func absolutePath(_ path: String) -> String {
@@ -215,6 +196,11 @@ enum MountCommand: Command {
     var actions = posix_spawn_file_actions_t()
     posix_spawn_file_actions_init(&actions)
     defer { posix_spawn_file_actions_destroy(&actions) }
+    // The driver outlives this command: it must not hold what the caller left open (a
+    // pipe it holds would keep the caller's reader waiting until the unmount).
+    for descriptor in inheritableDescriptors() where descriptor > 3 {
+      posix_spawn_file_actions_addclose(&actions, descriptor)
+    }
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
     posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
     posix_spawn_file_actions_adddup2(&actions, pipeEnds[1], 3)
@@ -245,4 +231,10 @@ enum MountCommand: Command {
     let code = (exitStatus >> 8) & 0xff
     return code == 0 ? .failure : ExitCode(rawValue: code)
   }
+}
+
+/// Open descriptors that an exec would hand on: those without close-on-exec.
+private func inheritableDescriptors() -> [Int32] {
+  let names = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+  return names.compactMap(Int32.init).filter { fcntl($0, F_GETFD) == 0 }
 }
