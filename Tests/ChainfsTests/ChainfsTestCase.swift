@@ -80,15 +80,14 @@ class ChainfsTestCase: XCTestCase {
 
   /// Starts chainfs in `directory` with its output going to capture files.
   func start(_ arguments: [String]) throws -> StartedRun {
-    runCount += 1
-    let stdoutPath = captureDirectory + "/\(runCount).out"
-    let stderrPath = captureDirectory + "/\(runCount).err"
-    for capture in [stdoutPath, stderrPath] {
-      try Data().write(to: URL(fileURLWithPath: capture))
-    }
+    try start(program: toolPath, arguments)
+  }
 
+  /// Starts any program the way `start` starts chainfs: in `directory`, output captured.
+  func start(program: String, _ arguments: [String]) throws -> StartedRun {
+    let (stdoutPath, stderrPath) = try makeCaptureFiles()
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: try toolPath)
+    process.executableURL = URL(fileURLWithPath: program)
     process.arguments = arguments
     process.currentDirectoryURL = URL(fileURLWithPath: directory)
     process.standardInput = FileHandle.nullDevice
@@ -96,6 +95,18 @@ class ChainfsTestCase: XCTestCase {
     process.standardError = try FileHandle(forWritingTo: URL(fileURLWithPath: stderrPath))
     try process.run()
     return StartedRun(process: process, stdoutPath: stdoutPath, stderrPath: stderrPath)
+  }
+
+  /// A fresh, empty pair of files for one run's standard output and standard error,
+  /// apart from `directory`.
+  func makeCaptureFiles() throws -> (stdout: String, stderr: String) {
+    runCount += 1
+    let stdoutPath = captureDirectory + "/\(runCount).out"
+    let stderrPath = captureDirectory + "/\(runCount).err"
+    for capture in [stdoutPath, stderrPath] {
+      try Data().write(to: URL(fileURLWithPath: capture))
+    }
+    return (stdoutPath, stderrPath)
   }
 
   /// Waits for a started run to end, failing the test if it outlives `runTimeout`.
