@@ -92,7 +92,7 @@ public struct ChainEncoder {
     let buffers = (0..<depth).map { _ in AlignedBuffer(capacity: geometry.chunkSize) }
     let hashers = (0..<depth).map { _ in SHA256() }
     let last = geometry.lastChunk
-    var link: Digest?
+    var links = LinkWriter(geometry: geometry, sink: sink, observer: observer)
 
     // Workers read, write and absorb whole chunks; the chain-ordered part is the finish
     // and a 32-byte write of the link, so the bulk of the I/O runs in parallel too.
@@ -104,19 +104,8 @@ public struct ChainEncoder {
         hashers[slot].reset()
         hashers[slot].update(chunk)
       },
-      consume: { position, slot, _ in
-        let index = last - position
-        if let link {
-          hashers[slot].update(link)
-          try sink.writeLink(index, link)
-        }
-        let digest = hashers[slot].finish()
-        observer?.chunkDone(
-          index, offset: geometry.chunkOffset(index), length: geometry.chunkLength(index),
-          digest: digest)
-        link = digest
-      })
-    return link!
+      consume: { position, slot, _ in try links.finish(last - position, hashers[slot]) })
+    return links.root
   }
 
   private func encodeForwards(
@@ -138,22 +127,43 @@ public struct ChainEncoder {
       },
       consume: { index, _, hasher in states[index] = hasher })
 
-    var link: Digest?
+    var links = LinkWriter(geometry: geometry, sink: sink, observer: observer)
     for index in stride(from: geometry.lastChunk, through: 0, by: -1) {
       try Interruption.check()
-      let hasher = states[index]!
+      try links.finish(index, states[index]!)
       states[index] = nil
-      if let link {
-        hasher.update(link)
-        try sink.writeLink(index, link)
-      }
-      let digest = hasher.finish()
-      observer?.chunkDone(
-        index, offset: geometry.chunkOffset(index), length: geometry.chunkLength(index),
-        digest: digest)
-      link = digest
     }
-    return link!
+    return links.root
+  }
+}
+
+/// Finishes chunk digests in chain order, last chunk first: each hasher that has absorbed
+/// its chunk takes the link to the next record, which is also written into the record.
+private struct LinkWriter {
+  let geometry: ChainGeometry
+  let sink: RecordSink
+  let observer: ChainObserver?
+  private var link: Digest?
+
+  init(geometry: ChainGeometry, sink: RecordSink, observer: ChainObserver?) {
+    self.geometry = geometry
+    self.sink = sink
+    self.observer = observer
+  }
+
+  /// The digest of chunk 0, once every chunk is finished.
+  var root: Digest { link! }
+
+  mutating func finish(_ index: Int, _ hasher: SHA256) throws {
+    if let link {
+      hasher.update(link)
+      try sink.writeLink(index, link)
+    }
+    let digest = hasher.finish()
+    observer?.chunkDone(
+      index, offset: geometry.chunkOffset(index), length: geometry.chunkLength(index),
+      digest: digest)
+    link = digest
   }
 }
 

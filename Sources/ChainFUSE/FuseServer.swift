@@ -233,17 +233,10 @@ public final class FuseServer: @unchecked Sendable {
     throws
   {
     var operations = FuseServer.operations()
-    var arguments = fuse_args(argc: 0, argv: nil, allocated: 0)
-    defer { fuse_opt_free_args(&arguments) }
-    for argument in ["chainfs"] + fuseOptions.flatMap({ ["-o", $0] }) {
-      fuse_opt_add_arg(&arguments, argument)
+    let userdata = Unmanaged.passUnretained(self).toOpaque()
+    guard let session = FuseServer.makeSession(fuseOptions, &operations, userdata: userdata) else {
+      throw ChainError.invalidArgument("libfuse refused the mount options")
     }
-
-    guard
-      let session = fuse_session_new(
-        &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size,
-        Unmanaged.passUnretained(self).toOpaque())
-    else { throw ChainError.invalidArgument("libfuse refused the mount options") }
     self.session = session
     defer { fuse_session_destroy(session) }
 
@@ -281,17 +274,24 @@ public final class FuseServer: @unchecked Sendable {
   /// names any option it refuses on standard error.
   public static func acceptsOptions(_ fuseOptions: [String]) -> Bool {
     var operations = fuse_lowlevel_ops()
+    guard let session = makeSession(fuseOptions, &operations, userdata: nil) else { return false }
+    fuse_session_destroy(session)
+    return true
+  }
+
+  /// A session for `fuseOptions`, or nil when libfuse refuses them. libfuse copies what it
+  /// keeps of the arguments, so they are freed here.
+  private static func makeSession(
+    _ fuseOptions: [String], _ operations: inout fuse_lowlevel_ops,
+    userdata: UnsafeMutableRawPointer?
+  ) -> OpaquePointer? {
     var arguments = fuse_args(argc: 0, argv: nil, allocated: 0)
     defer { fuse_opt_free_args(&arguments) }
     for argument in ["chainfs"] + fuseOptions.flatMap({ ["-o", $0] }) {
       fuse_opt_add_arg(&arguments, argument)
     }
-    guard
-      let session = fuse_session_new(
-        &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size, nil)
-    else { return false }
-    fuse_session_destroy(session)
-    return true
+    return fuse_session_new(
+      &arguments, &operations, MemoryLayout<fuse_lowlevel_ops>.size, userdata)
   }
 
   private static func operations() -> fuse_lowlevel_ops {
