@@ -54,12 +54,15 @@ public final class ChunkStore: @unchecked Sendable {
     self.options = options
     readahead = options.readahead ?? max(2, min(64, (4 << 20) / geometry.chunkSize))
 
-    // Pooled buffers count against the cache budget, so that it bounds all chunk memory.
+    // Pooled buffers count against the cache budget, so that it bounds all chunk memory,
+    // except that the cache always holds the readahead window and the chunk being read:
+    // with less, chunks loaded ahead would be evicted before their reader came.
     let recordBuffer = source.makeRecordBuffer().capacity
     let wanted = 2 * options.jobs + readahead + 2
     let pooled = min(wanted, max(2, options.cacheBudget / recordBuffer / 2))
     buffers = BufferPool(bufferCapacity: recordBuffer, limit: pooled)
-    cache = ChunkCache(budget: max(recordBuffer, options.cacheBudget - pooled * recordBuffer))
+    let window = (readahead + 2) * recordBuffer
+    cache = ChunkCache(budget: max(window, options.cacheBudget - pooled * recordBuffer))
     digests = [root]
   }
 
