@@ -53,8 +53,6 @@ struct ChunkCache {
     self.budget = budget
   }
 
-  var count: Int { nodes.count }
-
   func contains(_ index: Int) -> Bool { nodes[index] != nil }
 
   /// The chunk if cached, which then counts as just used.

@@ -66,9 +66,6 @@ public final class ChunkStore: @unchecked Sendable {
     digests = [root]
   }
 
-  /// How many chunks have a trusted digest: the verified frontier.
-  public var frontier: Int { state.withLock { digests.count } }
-
   /// The first chunk that failed verification, if any.
   public var failedChunk: Int? { state.withLock { failure?.chunk } }
 

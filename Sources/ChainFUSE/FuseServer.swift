@@ -80,7 +80,6 @@ public final class FuseServer: @unchecked Sendable {
     case bytes([UInt8])
     case chunks([VerifiedChunk], [iovec])
     case statfs(statvfs)
-    case none
   }
 
   func lookup(parent: fuse_ino_t, name: String) -> Reply {
@@ -217,7 +216,6 @@ public final class FuseServer: @unchecked Sendable {
         }
       }
     case .statfs(var info): fuse_reply_statfs(request, &info)
-    case .none: fuse_reply_none(request)
     }
   }
 

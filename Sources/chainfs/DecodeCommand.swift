@@ -42,7 +42,7 @@ enum DecodeCommand: Command {
     Interruption.install()
 
     var output: AtomicOutput?
-    try checkChain(path, trust: trust, jobs: jobs, verb: "decoded") { header in
+    try checkChain(path, trust: trust, jobs: jobs, work: ("decoding", "decoded")) { header in
       let target = arguments.value("--output") ?? header.name
       output = try AtomicOutput(finalPath: target, isFolder: false, force: force)
       return try output!.createFile()

@@ -37,7 +37,7 @@ enum VerifyCommand: Command {
     let jobs = try CommonOptions.jobs(arguments)
     Interruption.install()
 
-    try checkChain(path, trust: trust, jobs: jobs, verb: "verified") { _ in nil }
+    try checkChain(path, trust: trust, jobs: jobs, work: ("verifying", "verified")) { _ in nil }
     return .success
   }
 }
@@ -45,7 +45,7 @@ enum VerifyCommand: Command {
 /// Verifies the chain at `path`, writing its chunks to `output` when given: the work that
 /// verify and decode share.
 func checkChain(
-  _ path: String, trust: TrustAnchor, jobs: Int, verb: String,
+  _ path: String, trust: TrustAnchor, jobs: Int, work: (doing: String, done: String),
   output: (ChainHeader) throws -> SystemFile?
 ) throws {
   let source = try openChainSource(path)
@@ -53,11 +53,11 @@ func checkChain(
   CommonOptions.warnIfUntrusted(trust)
   let header = source.header
   let report = ChainReport(
-    verb: verb == "verified" ? "verifying" : "decoding", totalBytes: header.fileSize)
+    verb: work.doing, totalBytes: header.fileSize)
   do {
     try verifier.run(writingTo: try output(header), observer: report)
     report.finish(
-      "\(verb) \(header.name): \(ByteSize.format(header.fileSize)) in \(chunkCount(header))")
+      "\(work.done) \(header.name): \(ByteSize.format(header.fileSize)) in \(chunkCount(header))")
   } catch {
     report.abandon()
     throw error
