@@ -25,6 +25,7 @@ let package = Package(
     .executableTarget(name: "chainfs", dependencies: ["ChainCore", "ChainFUSE"]),
 
     .testTarget(name: "ChainCoreTests", dependencies: ["ChainCore"]),
+    .testTarget(name: "ChainFUSETests", dependencies: ["ChainFUSE", "ChainCore"]),
     .testTarget(name: "ChainfsTests", dependencies: ["ChainCore"]),
   ]
 )

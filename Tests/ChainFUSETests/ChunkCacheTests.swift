@@ -1,0 +1,46 @@
+import ChainCore
+import XCTest
+
+@testable import ChainFUSE
+
+final class ChunkCacheTests: XCTestCase {
+  private let pool = BufferPool(bufferCapacity: 4096, limit: 0)
+
+  private func chunk(_ index: Int) -> VerifiedChunk {
+    let buffer = AlignedBuffer(capacity: 4096)
+    return VerifiedChunk(
+      index: index, buffer: buffer, bytes: UnsafeRawBufferPointer(buffer.bytes), pool: pool)
+  }
+
+  func testEvictsTheLeastRecentlyUsedWithinTheBudget() {
+    var cache = ChunkCache(budget: 3 * 4096)
+    for index in 0..<3 { cache.insert(chunk(index)) }
+    XCTAssertNotNil(cache.lookup(0))
+
+    cache.insert(chunk(3))
+    XCTAssertTrue(cache.contains(0), "just used, so kept")
+    XCTAssertFalse(cache.contains(1), "least recently used, so evicted")
+    XCTAssertTrue(cache.contains(2))
+    XCTAssertTrue(cache.contains(3))
+    XCTAssertEqual(cache.usedBytes, 3 * 4096)
+  }
+
+  func testAChunkLargerThanTheBudgetIsStillKeptAlone() {
+    var cache = ChunkCache(budget: 100)
+    cache.insert(chunk(0))
+    XCTAssertTrue(cache.contains(0))
+    cache.insert(chunk(1))
+    XCTAssertFalse(cache.contains(0))
+    XCTAssertTrue(cache.contains(1))
+  }
+
+  func testReadStreamTellsSequentialFromSeeks() {
+    let stream = ReadStream(bypassesPageCache: false)
+    XCTAssertTrue(stream.isSequential(0...0))
+    XCTAssertTrue(stream.isSequential(0...1))
+    XCTAssertTrue(stream.isSequential(2...2))
+    XCTAssertFalse(stream.isSequential(40...40), "a seek forwards")
+    XCTAssertTrue(stream.isSequential(41...41))
+    XCTAssertFalse(stream.isSequential(3...3), "a seek backwards")
+  }
+}
