@@ -52,32 +52,60 @@ public struct ChainVerifier {
   /// Verifies every record, writing each chunk to `output` (at its offset) once proven.
   public func run(writingTo output: SystemFile? = nil, observer: ChainObserver? = nil) throws {
     let geometry = source.geometry
-    let depth = 2 * jobs
-    let buffers = (0..<depth).map { _ in source.makeRecordBuffer() }
-    var expected = root
+    let buffers = (0..<2 * jobs).map { _ in source.makeRecordBuffer() }
 
-    try runOrdered(
-      count: geometry.chunkCount, workers: jobs, depth: depth,
-      produce: { index, slot in
-        let record = try source.readRecord(index, into: buffers[slot])
-        return (record, SHA256.hash(record))
-      },
-      consume: { index, _, product in
-        let (record, digest) = product
-        guard digest == expected else {
-          throw ChainError.hashMismatch(chunk: index, expected: expected, actual: digest)
-        }
-
-        let length = geometry.chunkLength(index)
-        if index < geometry.lastChunk {
-          expected = Digest(bytes: UnsafeRawBufferPointer(rebasing: record[length...]))
-        }
-        try output?.write(
-          UnsafeRawBufferPointer(rebasing: record[..<length]), at: geometry.chunkOffset(index))
-        observer?.chunkDone(
-          index, offset: geometry.chunkOffset(index), length: length, digest: digest)
-      })
+    try proveRecords(
+      0..<geometry.chunkCount, of: source, from: root, jobs: jobs, buffers: buffers
+    ) { index, record, digest in
+      let length = geometry.chunkLength(index)
+      let offset = geometry.chunkOffset(index)
+      try output?.write(UnsafeRawBufferPointer(rebasing: record[..<length]), at: offset)
+      observer?.chunkDone(index, offset: offset, length: length, digest: digest)
+    }
 
     try source.checkNothingBeyondChain()
+  }
+}
+
+/// Proves the records `chunks` in chain order, starting from `digest`, the trusted digest
+/// of the first: the one mechanism behind verify, decode and the mount's frontier.
+///
+/// Records are read and hashed on `jobs` threads into `buffers` (at least `jobs` of them);
+/// each digest is compared, in order, with the link the record before it carried. `proven`
+/// gets each record once it is proven, with its digest; a failure throws the integrity
+/// error naming the chunk.
+public func proveRecords(
+  _ chunks: Range<Int>, of source: ChainSource, from digest: Digest, jobs: Int,
+  buffers: [AlignedBuffer],
+  proven: (_ chunk: Int, _ record: UnsafeRawBufferPointer, _ digest: Digest) throws -> Void
+) throws {
+  let geometry = source.geometry
+  var expected = digest
+
+  try runOrdered(
+    count: chunks.count, workers: jobs, depth: buffers.count,
+    produce: { position, slot in
+      let record = try source.readRecord(chunks.lowerBound + position, into: buffers[slot])
+      return (record, SHA256.hash(record))
+    },
+    consume: { position, _, product in
+      let index = chunks.lowerBound + position
+      let (record, actual) = product
+      guard actual == expected else {
+        throw ChainError.hashMismatch(chunk: index, expected: expected, actual: actual)
+      }
+      if let link = geometry.link(in: record, of: index) { expected = link }
+      try proven(index, record, actual)
+    })
+}
+
+extension ChainGeometry {
+  /// The digest of the next record, carried at the end of record `index`; nil for the
+  /// last record, which carries none.
+  public func link(in record: UnsafeRawBufferPointer, of index: Int) -> Digest? {
+    guard index < lastChunk else { return nil }
+    let length = chunkLength(index)
+    return Digest(
+      bytes: UnsafeRawBufferPointer(rebasing: record[length..<(length + Digest.byteCount)]))
   }
 }

@@ -190,7 +190,7 @@ public final class ChunkStore: @unchecked Sendable {
     }
 
     let length = geometry.chunkLength(index)
-    if index < geometry.lastChunk { learn(index + 1, link(in: record, after: length)) }
+    if let link = geometry.link(in: record, of: index) { learn(index + 1, link) }
     let bytes = UnsafeRawBufferPointer(rebasing: record[..<length])
     return VerifiedChunk(index: index, buffer: buffer, bytes: bytes, pool: buffers)
   }
@@ -214,7 +214,7 @@ public final class ChunkStore: @unchecked Sendable {
     }
     extending = true
     let first = digests.count - 1
-    var expected = digests[first]
+    let expected = digests[first]
     state.unlock()
     defer {
       state.withLock {
@@ -223,32 +223,17 @@ public final class ChunkStore: @unchecked Sendable {
       }
     }
 
-    let depth = 2 * jobs
-    let slots = (0..<depth).map { _ in buffers.take() }
+    let slots = (0..<2 * jobs).map { _ in buffers.take() }
     defer { slots.forEach(buffers.give) }
-    try runOrdered(
-      count: index - first, workers: jobs, depth: depth,
-      produce: { [self] position, slot in
-        let chunk = first + position
-        let record = try checked(chunk) { try source.readRecord(chunk, into: slots[slot]) }
-        return (record, SHA256.hash(record))
-      },
-      consume: { [self] position, _, product in
-        let chunk = first + position
-        let (record, actual) = product
-        guard actual == expected else {
-          throw recordFailure(
-            chunk, .hashMismatch(chunk: chunk, expected: expected, actual: actual))
-        }
-        expected = link(in: record, after: geometry.chunkLength(chunk))
-        learn(chunk + 1, expected)
-      })
+    do {
+      try proveRecords(first..<index, of: source, from: expected, jobs: jobs, buffers: slots) {
+        [self] chunk, record, _ in learn(chunk + 1, geometry.link(in: record, of: chunk)!)
+      }
+    } catch let error as ChainError where error.isIntegrityFailure && error.chunk != nil {
+      throw recordFailure(error.chunk!, error)
+    }
     Log.shared.debug("verified chunks \(first) to \(index - 1) to reach chunk \(index)")
     return state.withLock { digests[index] }
-  }
-
-  private func link(in record: UnsafeRawBufferPointer, after length: Int) -> Digest {
-    Digest(bytes: UnsafeRawBufferPointer(rebasing: record[length..<(length + Digest.byteCount)]))
   }
 
   private func learn(_ index: Int, _ digest: Digest) {
