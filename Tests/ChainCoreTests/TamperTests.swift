@@ -29,19 +29,18 @@ final class TamperTests: ChainTestCase {
   }
 
   func testFlippedDataBitNamesItsChunk() throws {
-    for format in ChainEncoder.Format.allCases {
-      for (index, offset) in [(0, 0), (3, 100), (6, chunkSize - 1), (7, 199)] {
-        let chain = try chain(format)
-        try flipBit(chain, record: index, at: offset)
-        assertIntegrityFailure(chain.path, trust: chain.trust, chunk: index, "\(format)")
-        try FileManager.default.removeItem(atPath: chain.path)
-      }
-    }
+    try assertFlippedBitsNameTheirChunk([(0, 0), (3, 100), (6, chunkSize - 1), (7, 199)])
   }
 
   func testFlippedLinkBitNamesItsChunk() throws {
+    try assertFlippedBitsNameTheirChunk([(0, chunkSize), (2, chunkSize + 17), (6, chunkSize + 31)])
+  }
+
+  /// For each (record, byte offset) and each format, a fresh chain with that one bit flipped
+  /// must fail verification at exactly that record's chunk.
+  private func assertFlippedBitsNameTheirChunk(_ places: [(record: Int, offset: Int)]) throws {
     for format in ChainEncoder.Format.allCases {
-      for (index, offset) in [(0, chunkSize), (2, chunkSize + 17), (6, chunkSize + 31)] {
+      for (index, offset) in places {
         let chain = try chain(format)
         try flipBit(chain, record: index, at: offset)
         assertIntegrityFailure(chain.path, trust: chain.trust, chunk: index, "\(format)")
