@@ -34,6 +34,8 @@ public enum ChainError: Error, CustomStringConvertible, Sendable {
   case corruptHeader(path: String, reason: String)
   case chunkSizeMismatch(claimed: Int, trusted: Int)
   case hashMismatch(chunk: Int, expected: Digest, actual: Digest)
+  /// A page of a chunk no longer matches what it held when the chunk was verified.
+  case changedAfterCheck(chunk: Int, page: Int)
   case recordLength(chunk: Int, expected: Int, actual: Int)
   case missingRecord(chunk: Int, path: String)
   case extraRecord(path: String)
@@ -50,7 +52,8 @@ public enum ChainError: Error, CustomStringConvertible, Sendable {
   /// The chunk a failure is about, when it is about one.
   public var chunk: Int? {
     switch self {
-    case .hashMismatch(let chunk, _, _), .recordLength(let chunk, _, _),
+    case .hashMismatch(let chunk, _, _), .changedAfterCheck(let chunk, _),
+      .recordLength(let chunk, _, _),
       .missingRecord(let chunk, _), .untrustedChunk(let chunk, _):
       return chunk
     default: return nil
@@ -77,6 +80,9 @@ public enum ChainError: Error, CustomStringConvertible, Sendable {
     case .hashMismatch(let chunk, let expected, let actual):
       return "chunk \(chunk): hash mismatch (expected \(expected.hex.prefix(16))…, "
         + "got \(actual.hex.prefix(16))…)"
+    case .changedAfterCheck(let chunk, let page):
+      return "chunk \(chunk): page \(page) changed in the backing data after the chunk was "
+        + "verified"
     case .recordLength(let chunk, let expected, let actual):
       return "chunk \(chunk): record is \(actual) bytes, expected \(expected)"
     case .missingRecord(let chunk, let path):

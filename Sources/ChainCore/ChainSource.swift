@@ -17,6 +17,12 @@ public protocol ChainSource: AnyObject, Sendable {
   /// says, and `missingRecord` when it is not there at all. Nothing read is trusted yet.
   func readRecord(_ index: Int, into buffer: AlignedBuffer) throws -> UnsafeRawBufferPointer
 
+  /// Reads the bytes `range` of record `index` into `buffer`, for a reader that can check
+  /// a part of a record on its own. Throws `recordLength` when the record ends early.
+  func readRecord(
+    _ index: Int, slice range: Range<Int>, into buffer: AlignedBuffer
+  ) throws -> UnsafeRawBufferPointer
+
   /// Fails when the source holds more than the chain's records: trailing bytes or files.
   func checkNothingBeyondChain() throws
 }
@@ -112,6 +118,20 @@ public final class ArchiveSource: ChainSource {
     return record
   }
 
+  public func readRecord(
+    _ index: Int, slice range: Range<Int>, into buffer: AlignedBuffer
+  ) throws -> UnsafeRawBufferPointer {
+    let bytes = try readSpan(
+      directFile ?? file, direct: directFile != nil,
+      offset: recordOffset(index) + range.lowerBound, length: range.count, into: buffer)
+    guard bytes.count == range.count else {
+      let actual = range.lowerBound + bytes.count
+      throw ChainError.recordLength(
+        chunk: index, expected: geometry.recordLength(index), actual: actual)
+    }
+    return bytes
+  }
+
   public func checkNothingBeyondChain() throws {
     let expected = header.encodedLength + geometry.recordsLength
     let actual = try file.size
@@ -160,13 +180,7 @@ public final class FolderSource: ChainSource {
 
   public func readRecord(_ index: Int, into buffer: AlignedBuffer) throws -> UnsafeRawBufferPointer
   {
-    let recordPath = recordPath(index)
-    let file: SystemFile
-    do {
-      file = try SystemFile(path: recordPath, flags: O_RDONLY | (directIO ? openDirect : 0))
-    } catch ChainError.system(let error) where error.errno == ENOENT {
-      throw ChainError.missingRecord(chunk: index, path: recordPath)
-    }
+    let file = try openRecord(index)
 
     // One byte more than expected tells a record that is too long.
     let expected = geometry.recordLength(index)
@@ -175,6 +189,28 @@ public final class FolderSource: ChainSource {
       throw ChainError.recordLength(chunk: index, expected: expected, actual: try file.size)
     }
     return record
+  }
+
+  public func readRecord(
+    _ index: Int, slice range: Range<Int>, into buffer: AlignedBuffer
+  ) throws -> UnsafeRawBufferPointer {
+    let file = try openRecord(index)
+    let bytes = try readSpan(
+      file, direct: directIO, offset: range.lowerBound, length: range.count, into: buffer)
+    guard bytes.count == range.count else {
+      throw ChainError.recordLength(
+        chunk: index, expected: geometry.recordLength(index), actual: try file.size)
+    }
+    return bytes
+  }
+
+  private func openRecord(_ index: Int) throws -> SystemFile {
+    let recordPath = recordPath(index)
+    do {
+      return try SystemFile(path: recordPath, flags: O_RDONLY | (directIO ? openDirect : 0))
+    } catch ChainError.system(let error) where error.errno == ENOENT {
+      throw ChainError.missingRecord(chunk: index, path: recordPath)
+    }
   }
 
   public func checkNothingBeyondChain() throws {

@@ -2,17 +2,25 @@ import ChainCore
 import Foundation
 import Synchronization
 
-/// A chunk whose record has been checked against the chain: the only bytes ever served.
-public final class VerifiedChunk: @unchecked Sendable {
+/// Bytes of a chunk whose record has been checked against the chain: the only bytes ever
+/// served. Usually the whole chunk; a small read of a chunk that left the cache gets only
+/// the pages it asked for, checked against the page digests kept for that chunk.
+public final class VerifiedChunk: ChunkCacheEntry, @unchecked Sendable {
   public let index: Int
-  /// The chunk's bytes, inside `buffer`; the record's trailing link is not included.
+  /// Where `bytes` starts within the chunk: 0 for a whole chunk.
+  public let offset: Int
+  /// The verified bytes, inside `buffer`; the record's trailing link is not included.
   public let bytes: UnsafeRawBufferPointer
   private let buffer: AlignedBuffer
-  private let pool: BufferPool
+  private let pool: BufferPool?
   private let handedToKernel = Atomic<Bool>(false)
 
-  init(index: Int, buffer: AlignedBuffer, bytes: UnsafeRawBufferPointer, pool: BufferPool) {
+  init(
+    index: Int, offset: Int = 0, buffer: AlignedBuffer, bytes: UnsafeRawBufferPointer,
+    pool: BufferPool?
+  ) {
     self.index = index
+    self.offset = offset
     self.buffer = buffer
     self.bytes = bytes
     self.pool = pool
@@ -20,26 +28,66 @@ public final class VerifiedChunk: @unchecked Sendable {
 
   // The last reader is done and the cache has let go: the buffer can hold another record.
   deinit {
-    pool.give(buffer)
+    pool?.give(buffer)
   }
 
-  /// True the first time only: a chunk is copied into the kernel's page cache once.
+  /// True for the whole chunk, not a few pages of it.
+  public var isWhole: Bool { offset == 0 && pool != nil }
+
+  /// True the first time only: a chunk is copied into the kernel's page cache once, and
+  /// only whole.
   func claimKernelCopy() -> Bool {
-    !handedToKernel.exchange(true, ordering: .relaxed)
+    isWhole && !handedToKernel.exchange(true, ordering: .relaxed)
   }
 
   /// What the chunk costs the cache budget: the whole buffer it keeps alive.
   var cost: Int { buffer.capacity }
 }
 
-/// Least-recently-used verified chunks within a byte budget. Not thread-safe: the chunk
-/// store calls it under its lock.
-struct ChunkCache {
+/// The SHA-256 of each page of a verified chunk, computed from the verified bytes.
+///
+/// A random reader asks for a page or two of a chunk; proving them against the chain means
+/// hashing the whole chunk. After that has been done once, these digests prove any page of
+/// the chunk on their own, at the cost of hashing that page, long after the chunk's bytes
+/// have left the cache. They are as trustworthy as the chunk they were computed from.
+final class PageDigests: ChunkCacheEntry, @unchecked Sendable {
+  static let pageSize = 4096
+
+  let index: Int
+  let digests: [Digest]
+
+  init(of chunk: VerifiedChunk) {
+    precondition(chunk.isWhole)
+    index = chunk.index
+    let bytes = chunk.bytes
+    digests = stride(from: 0, to: bytes.count, by: PageDigests.pageSize).map { start in
+      let end = min(start + PageDigests.pageSize, bytes.count)
+      return SHA256.hash(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+    }
+  }
+
+  /// The pages holding bytes `range` of the chunk.
+  static func pages(covering range: Range<Int>) -> Range<Int> {
+    (range.lowerBound / pageSize)..<((range.upperBound + pageSize - 1) / pageSize)
+  }
+
+  var cost: Int { digests.count * MemoryLayout<Digest>.stride + 64 }
+}
+
+/// What an LRU cache holds: something a chunk index names and that costs memory.
+protocol ChunkCacheEntry: AnyObject {
+  var index: Int { get }
+  var cost: Int { get }
+}
+
+/// Least-recently-used entries for chunks, within a byte budget. Not thread-safe: the
+/// chunk store calls it under its lock.
+struct ChunkCache<Entry: ChunkCacheEntry> {
   private final class Node {
-    let chunk: VerifiedChunk
+    let entry: Entry
     var newer: Node?
     weak var older: Node?
-    init(_ chunk: VerifiedChunk) { self.chunk = chunk }
+    init(_ entry: Entry) { self.entry = entry }
   }
 
   let budget: Int
@@ -55,30 +103,30 @@ struct ChunkCache {
 
   func contains(_ index: Int) -> Bool { nodes[index] != nil }
 
-  /// The chunk if cached, which then counts as just used.
-  mutating func lookup(_ index: Int) -> VerifiedChunk? {
+  /// The entry if cached, which then counts as just used.
+  mutating func lookup(_ index: Int) -> Entry? {
     guard let node = nodes[index] else { return nil }
     unlink(node)
     pushNewest(node)
-    return node.chunk
+    return node.entry
   }
 
-  /// Adds a chunk, evicting the least recently used ones to stay within the budget.
-  /// A chunk larger than the whole budget is still kept alone, so a read can progress.
-  mutating func insert(_ chunk: VerifiedChunk) {
-    if let existing = nodes[chunk.index] {
+  /// Adds an entry, evicting the least recently used ones to stay within the budget.
+  /// An entry larger than the whole budget is still kept alone, so a read can progress.
+  mutating func insert(_ entry: Entry) {
+    if let existing = nodes[entry.index] {
       unlink(existing)
       pushNewest(existing)
       return
     }
-    let node = Node(chunk)
-    nodes[chunk.index] = node
+    let node = Node(entry)
+    nodes[entry.index] = node
     pushNewest(node)
-    usedBytes += chunk.cost
+    usedBytes += entry.cost
     while usedBytes > budget, let victim = oldest, victim !== node {
       unlink(victim)
-      nodes[victim.chunk.index] = nil
-      usedBytes -= victim.chunk.cost
+      nodes[victim.entry.index] = nil
+      usedBytes -= victim.entry.cost
     }
   }
 

@@ -39,8 +39,12 @@ public final class ChunkStore: @unchecked Sendable {
   private var digests: [Digest]
   private var extending = false
   private var failure: (chunk: Int, error: ChainError)?
-  private var cache: ChunkCache
+  private var cache: ChunkCache<VerifiedChunk>
   private let buffers: BufferPool
+  // Page digests of chunks a random reader asked for, and those still being computed.
+  private var pages: ChunkCache<PageDigests>
+  private var pagesPending = Set<Int>()
+  private let pageQueue = DispatchQueue(label: "chainfs.page-digests", qos: .utility)
   private var loading: [Int: PendingChunk] = [:]
   private let readahead: Int
   // Chunks queued for background loading, taken lowest first by the loader threads.
@@ -57,12 +61,17 @@ public final class ChunkStore: @unchecked Sendable {
     // Pooled buffers count against the cache budget, so that it bounds all chunk memory,
     // except that the cache always holds the readahead window and the chunk being read:
     // with less, chunks loaded ahead would be evicted before their reader came.
+    // A quarter of the budget keeps page digests: 32 bytes a page, so 16 MiB of a 64 MiB
+    // cache covers 2 GiB of randomly read file.
     let recordBuffer = source.makeRecordBuffer().capacity
+    let pageBudget = ChunkStore.digestsPages(geometry) ? options.cacheBudget / 4 : 0
+    let chunkBudget = options.cacheBudget - pageBudget
     let wanted = 2 * options.jobs + readahead + 2
-    let pooled = min(wanted, max(2, options.cacheBudget / recordBuffer / 2))
+    let pooled = min(wanted, max(2, chunkBudget / recordBuffer / 2))
     buffers = BufferPool(bufferCapacity: recordBuffer, limit: pooled)
     let window = (readahead + 2) * recordBuffer
-    cache = ChunkCache(budget: max(window, options.cacheBudget - pooled * recordBuffer))
+    cache = ChunkCache(budget: max(window, chunkBudget - pooled * recordBuffer))
+    pages = ChunkCache(budget: pageBudget)
     digests = [root]
   }
 
@@ -100,6 +109,53 @@ public final class ChunkStore: @unchecked Sendable {
     }
     pending.fulfil(result)
     return try result.get()
+  }
+
+  /// Verified bytes `range` (offsets within the chunk) of chunk `index`, for a small read.
+  ///
+  /// A cached chunk serves them as it is. A chunk that has left the cache but whose pages
+  /// were digested earlier costs reading and hashing only the pages that hold `range`.
+  /// Any other chunk is loaded whole, as by `chunk(_:)`.
+  public func bytes(of index: Int, in range: Range<Int>) throws -> VerifiedChunk {
+    precondition(index >= 0 && index < geometry.chunkCount)
+    let pageDigests = try state.withLock { () throws -> PageDigests? in
+      if let failure, index >= failure.chunk { throw untrusted(index, failure) }
+      if cache.contains(index) || loading[index] != nil { return nil }
+      return pages.lookup(index)
+    }
+    guard let pageDigests else { return try chunk(index) }
+    return try loadPages(of: index, covering: range, digests: pageDigests)
+  }
+
+  /// Digests the pages of `chunk` in the background, so that later small reads of it need
+  /// not hash it whole again. Meant for chunks a random reader asked for; a sequential
+  /// reader does not come back, and a backlog is dropped rather than kept in memory.
+  public func rememberPages(of chunk: VerifiedChunk) {
+    guard chunk.isWhole, ChunkStore.digestsPages(geometry) else { return }
+    let wanted = state.withLock { () -> Bool in
+      guard !pages.contains(chunk.index), pagesPending.count < 2 * options.jobs,
+        pagesPending.insert(chunk.index).inserted
+      else { return false }
+      return true
+    }
+    guard wanted else { return }
+    pageQueue.async { [self] in
+      let computed = PageDigests(of: chunk)
+      state.withLock {
+        pagesPending.remove(chunk.index)
+        pages.insert(computed)
+      }
+    }
+  }
+
+  /// Waits until the page digests asked for so far are computed.
+  func settlePageDigests() {
+    pageQueue.sync {}
+  }
+
+  /// Page digests pay off when a chunk holds several pages.
+  static func digestsPages(_ geometry: ChainGeometry) -> Bool {
+    geometry.chunkSize >= 4 * PageDigests.pageSize
   }
 
   /// Starts loading the chunks after `index` in the background, for a sequential reader.
@@ -193,6 +249,33 @@ public final class ChunkStore: @unchecked Sendable {
     if let link = geometry.link(in: record, of: index) { learn(index + 1, link) }
     let bytes = UnsafeRawBufferPointer(rebasing: record[..<length])
     return VerifiedChunk(index: index, buffer: buffer, bytes: bytes, pool: buffers)
+  }
+
+  /// Reads the pages of chunk `index` that hold `range` and checks each against its digest.
+  ///
+  /// A page that no longer matches was changed after its chunk was verified: that is a
+  /// failure of the chunk like any other.
+  private func loadPages(
+    of index: Int, covering range: Range<Int>, digests: PageDigests
+  ) throws -> VerifiedChunk {
+    let pageSize = PageDigests.pageSize
+    let wanted = PageDigests.pages(covering: range)
+    let start = wanted.lowerBound * pageSize
+    let end = min(wanted.upperBound * pageSize, geometry.chunkLength(index))
+    let buffer = AlignedBuffer(capacity: end - start + 2 * AlignedBuffer.alignment)
+    let bytes = try checked(index) {
+      try source.readRecord(index, slice: start..<end, into: buffer)
+    }
+
+    for page in wanted {
+      let first = page * pageSize - start
+      let actual = SHA256.hash(
+        UnsafeRawBufferPointer(rebasing: bytes[first..<min(first + pageSize, bytes.count)]))
+      guard actual == digests.digests[page] else {
+        throw recordFailure(index, .changedAfterCheck(chunk: index, page: page))
+      }
+    }
+    return VerifiedChunk(index: index, offset: start, buffer: buffer, bytes: bytes, pool: nil)
   }
 
   /// The trusted digest of chunk `index`, first verifying the records up to it if needed.

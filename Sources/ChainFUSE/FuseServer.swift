@@ -119,19 +119,22 @@ public final class FuseServer: @unchecked Sendable {
     // A read over several chunks hashes them on several threads, not one after another.
     if indexes.count > 1 { store.prefetch((indexes.lowerBound + 1)...indexes.upperBound) }
 
+    // A small random read in one chunk may need only the pages that hold it.
+    let small = !sequential && indexes.count == 1 && end - offset <= geometry.chunkSize / 4
     var chunks: [VerifiedChunk] = []
     var pieces: [iovec] = []
     do {
       for index in indexes {
-        let chunk = try store.chunk(index)
-        let start = max(offset, geometry.chunkOffset(index)) - geometry.chunkOffset(index)
-        let stop =
-          min(end, geometry.chunkOffset(index) + chunk.bytes.count) - geometry.chunkOffset(index)
+        let chunkStart = geometry.chunkOffset(index)
+        let chunkEnd = chunkStart + geometry.chunkLength(index)
+        let wanted = (max(offset, chunkStart) - chunkStart)..<(min(end, chunkEnd) - chunkStart)
+        let chunk = small ? try store.bytes(of: index, in: wanted) : try store.chunk(index)
         chunks.append(chunk)
         pieces.append(
           iovec(
-            iov_base: UnsafeMutableRawPointer(mutating: chunk.bytes.baseAddress! + start),
-            iov_len: stop - start))
+            iov_base: UnsafeMutableRawPointer(
+              mutating: chunk.bytes.baseAddress! + (wanted.lowerBound - chunk.offset)),
+            iov_len: wanted.count))
       }
     } catch let error as ChainError where error.isIntegrityFailure {
       return .error(EIO)
@@ -139,7 +142,10 @@ public final class FuseServer: @unchecked Sendable {
       Log.shared.error("read at offset \(offset): \(error)")
       return .error(EIO)
     }
-    if !sequential && stream?.bypassesPageCache == false { copyToKernel(chunks) }
+    if !sequential {
+      chunks.forEach(store.rememberPages)
+      if stream?.bypassesPageCache == false { copyToKernel(chunks) }
+    }
     return .chunks(chunks, pieces)
   }
 

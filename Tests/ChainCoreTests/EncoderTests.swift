@@ -194,6 +194,30 @@ final class EncoderTests: ChainTestCase {
     }
   }
 
+  /// A slice of a record is the same bytes as the whole record holds there, read plainly or
+  /// directly, from either layout; a slice past a record cut short fails as `recordLength`.
+  func testRecordSlicesMatchWholeRecords() throws {
+    let bytes = seededBytes(count: 5 * 8192 + 3000, seed: 21)
+    for format in ChainEncoder.Format.allCases {
+      let chain = try makeChain(bytes, chunkSize: 8192, format: format)
+      for directIO in [false, true] {
+        let source = try openChainSource(chain.path, options: SourceOptions(directIO: directIO))
+        let whole = source.makeRecordBuffer()
+        let part = source.makeRecordBuffer()
+        for (index, slice) in [(0, 0..<8192), (2, 4095..<8224), (5, 1000..<3000)] {
+          let record = try source.readRecord(index, into: whole)
+          let sliced = try source.readRecord(index, slice: slice, into: part)
+          XCTAssertEqual(Array(sliced), Array(record[slice]), "\(format), chunk \(index)")
+        }
+        XCTAssertThrowsError(try source.readRecord(5, slice: 2990..<3010, into: part)) { error in
+          guard case ChainError.recordLength(chunk: 5, _, _) = error else {
+            return XCTFail("\(format): expected a short record, got \(error)")
+          }
+        }
+      }
+    }
+  }
+
   /// Forgetting to reset the link between files, or a stale buffer slot, shows up as
   /// two encodings of different files sharing records.
   func testEncoderIsReusableAcrossFiles() throws {

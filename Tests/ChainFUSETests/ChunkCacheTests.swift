@@ -13,7 +13,7 @@ final class ChunkCacheTests: XCTestCase {
   }
 
   func testEvictsTheLeastRecentlyUsedWithinTheBudget() {
-    var cache = ChunkCache(budget: 3 * 4096)
+    var cache = ChunkCache<VerifiedChunk>(budget: 3 * 4096)
     for index in 0..<3 { cache.insert(chunk(index)) }
     XCTAssertNotNil(cache.lookup(0))
 
@@ -26,7 +26,7 @@ final class ChunkCacheTests: XCTestCase {
   }
 
   func testAChunkLargerThanTheBudgetIsStillKeptAlone() {
-    var cache = ChunkCache(budget: 100)
+    var cache = ChunkCache<VerifiedChunk>(budget: 100)
     cache.insert(chunk(0))
     XCTAssertTrue(cache.contains(0))
     cache.insert(chunk(1))

@@ -8,7 +8,7 @@ import XCTest
 /// and how it behaves under many threads.
 final class ChunkStoreTests: XCTestCase {
   private var directory = ""
-  private let chunkSize = 4096
+  private var chunkSize = 4096
 
   override func setUpWithError() throws {
     directory = FileManager.default.temporaryDirectory.path + "/chunkstore-\(UUID().uuidString)"
@@ -24,7 +24,7 @@ final class ChunkStoreTests: XCTestCase {
     var generator = SystemRandomNumberGenerator()
     let original = (0..<count).map { _ in UInt8.random(in: 0...255, using: &generator) }
     let input = directory + "/clip.bin"
-    FileManager.default.createFile(atPath: input, contents: Data(original))
+    _ = FileManager.default.createFile(atPath: input, contents: Data(original))
     var encoder = ChainEncoder()
     encoder.chunkSize = chunkSize
     encoder.format = .archive
@@ -32,17 +32,20 @@ final class ChunkStoreTests: XCTestCase {
     return (original, header)
   }
 
-  private func store(root: Digest, cacheBudget: Int = 1 << 20) throws -> ChunkStore {
+  private func store(
+    root: Digest, cacheBudget: Int = 1 << 20, readahead: Int? = nil
+  ) throws -> ChunkStore {
     var options = StoreOptions()
     options.cacheBudget = cacheBudget
+    options.readahead = readahead
     return ChunkStore(
       source: try openChainSource(directory + "/clip.chain"), root: root, options: options)
   }
 
-  /// Flips one byte of chunk `index`'s data in the archive.
-  private func tamper(chunk index: Int, header: ChainHeader) throws {
+  /// Flips one byte of chunk `index`'s data in the archive, in place.
+  private func tamper(chunk index: Int, at position: Int = 7, header: ChainHeader) throws {
     let file = try SystemFile(path: directory + "/clip.chain", flags: O_RDWR)
-    let offset = header.encodedLength + index * (chunkSize + Digest.byteCount) + 7
+    let offset = header.encodedLength + index * (chunkSize + Digest.byteCount) + position
     var byte: [UInt8] = [0]
     _ = try byte.withUnsafeMutableBytes { try file.read(into: $0, at: offset) }
     byte[0] ^= 0x01
@@ -118,6 +121,77 @@ final class ChunkStoreTests: XCTestCase {
 
     try tamper(chunk: 29, header: header)
     XCTAssertThrowsError(try store(root: header.root).verifyAll())
+  }
+
+  // MARK: Page digests
+
+  /// A store whose cache holds only a few 64 KiB chunks, with chunk `remembered` read
+  /// once, its pages digested, and then pushed out of the cache by later chunks.
+  private func storeWithEvictedChunk(
+    _ remembered: Int, header: ChainHeader
+  ) throws -> ChunkStore {
+    let store = try store(root: header.root, cacheBudget: 8 * chunkSize, readahead: 2)
+    store.rememberPages(of: try store.chunk(remembered))
+    store.settlePageDigests()
+    for index in (remembered + 1)..<header.chunkCount { _ = try store.chunk(index) }
+    return store
+  }
+
+  func testSmallReadOfAnEvictedChunkReadsOnlyItsPages() throws {
+    chunkSize = 64 << 10
+    let (original, header) = try makeArchive(count: 20 * chunkSize + 1234)
+    let store = try storeWithEvictedChunk(3, header: header)
+
+    let range = 5000..<13000
+    let span = try store.bytes(of: 3, in: range)
+    XCTAssertFalse(span.isWhole)
+    XCTAssertEqual(span.offset, 4096)
+    XCTAssertEqual(span.bytes.count, 3 * 4096)
+    let served = span.bytes[(range.lowerBound - span.offset)..<(range.upperBound - span.offset)]
+    let start = 3 * chunkSize + range.lowerBound
+    XCTAssertEqual(Array(served), Array(original[start..<(start + range.count)]))
+
+    // The last chunk is short, and so is its last page.
+    store.rememberPages(of: try store.chunk(20))
+    store.settlePageDigests()
+    for index in 0..<10 { _ = try store.chunk(index) }
+    let tail = try store.bytes(of: 20, in: 1000..<1234)
+    XCTAssertFalse(tail.isWhole)
+    XCTAssertEqual(Array(tail.bytes), Array(original[(20 * chunkSize)...]))
+  }
+
+  /// The backing data changes after a chunk was verified: the pages it kept digests of
+  /// catch the change, and the chunk fails like any other.
+  func testPageChangedAfterItsChunkWasVerifiedIsRefused() throws {
+    chunkSize = 64 << 10
+    let (original, header) = try makeArchive(count: 12 * chunkSize)
+    let store = try storeWithEvictedChunk(6, header: header)
+    try tamper(chunk: 6, at: 2 * 4096 + 100, header: header)
+
+    let untouched = try store.bytes(of: 6, in: 0..<100)
+    XCTAssertFalse(untouched.isWhole)
+    XCTAssertEqual(
+      Array(untouched.bytes.prefix(100)), Array(original[(6 * chunkSize)...].prefix(100)))
+    XCTAssertThrowsError(try store.bytes(of: 6, in: 8192..<8292)) { error in
+      guard case ChainError.changedAfterCheck(chunk: 6, page: 2) = error else {
+        return XCTFail("expected page 2 of chunk 6 to have changed, got \(error)")
+      }
+    }
+    XCTAssertEqual(store.failedChunk, 6)
+    XCTAssertThrowsError(try store.bytes(of: 6, in: 0..<100))
+    XCTAssertThrowsError(try store.chunk(7))
+    XCTAssertEqual(Array(try store.chunk(5).bytes), expected(original, chunk: 5))
+  }
+
+  /// Chunks too small to hold several pages are always read whole.
+  func testSmallChunksKeepNoPageDigests() throws {
+    let (_, header) = try makeArchive(count: 40 * chunkSize)
+    let store = try store(root: header.root, cacheBudget: 8 * chunkSize, readahead: 2)
+    store.rememberPages(of: try store.chunk(1))
+    store.settlePageDigests()
+    for index in 2..<40 { _ = try store.chunk(index) }
+
+    XCTAssertTrue(try store.bytes(of: 1, in: 0..<10).isWhole)
   }
 }
 

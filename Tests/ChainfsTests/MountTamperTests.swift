@@ -59,6 +59,33 @@ final class MountTamperTests: MountTestCase {
     try assertServesOnlyBeforeBadChunk(served, bytes)
   }
 
+  /// The backing data changes under a mount after a random reader was served a chunk: once
+  /// that chunk has left the cache, its pages are checked one by one against the digests
+  /// kept for it. A page left alone is still served (a whole-chunk check would refuse it);
+  /// the changed page fails, and with it the chunk and those after it.
+  func testChangeAfterVerificationIsCaughtPageByPage() throws {
+    let (bytes, root) = try makeChain()
+    let served = try mountClip(
+      "clip.chain", trust(root, "64K") + ["-o", "cache_size=256K,readahead=1"])
+    let first = read(served, offset: badStart + 10, count: 100, flags: openDirect)
+    XCTAssertNil(first.error)
+    usleep(500_000)
+    for index in (badChunk + 1)..<9 {
+      XCTAssertNil(read(served, offset: index * chunkSize, count: 10, flags: openDirect).error)
+    }
+
+    try flipBit(inRecord: badChunk, at: chunkSize / 2, of: "clip.chain", chunkSize: chunkSize)
+    let untouched = read(served, offset: badStart + 10, count: 100, flags: openDirect)
+    XCTAssertNil(untouched.error, "a page the change did not touch")
+    XCTAssertTrue(untouched.bytes.matches(bytes[(badStart + 10)..<(badStart + 110)]))
+    let changed = read(served, offset: badStart + chunkSize / 2, count: 100, flags: openDirect)
+    XCTAssertEqual(changed.error, EIO, "the changed page")
+    for later in [badStart + 10, badStart + chunkSize] {
+      XCTAssertEqual(read(served, offset: later, count: 1, flags: openDirect).error, EIO)
+    }
+    assertStillServing(served, bytes)
+  }
+
   /// A later chunk is read first, so that the failure is found while moving the verified
   /// frontier towards it; then the good prefix, the bad chunk and a read across them.
   private func assertServesOnlyBeforeBadChunk(
