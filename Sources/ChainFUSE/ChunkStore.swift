@@ -47,7 +47,9 @@ public final class ChunkStore: @unchecked Sendable {
   private let pageQueue = DispatchQueue(label: "chainfs.page-digests", qos: .utility)
   private var loading: [Int: PendingChunk] = [:]
   private let readahead: Int
-  // Chunks queued for background loading, taken lowest first by the loader threads.
+  // Chunks queued for background loading, taken lowest first by the loader threads. The
+  // queue has its own lock, so that idle loaders sleep through the many wakeups on `state`.
+  private let queue = NSCondition()
   private var queued = Set<Int>()
   private var loadersStarted = false
   private var logsFailures = true
@@ -170,23 +172,24 @@ public final class ChunkStore: @unchecked Sendable {
   /// the one before it already under way, and waits for its link instead of verifying the
   /// records before it a second time.
   public func prefetch(_ indexes: ClosedRange<Int>) {
-    state.withLock {
-      guard failure == nil else { return }
-      for index in indexes where !cache.contains(index) && loading[index] == nil {
-        queued.insert(index)
-      }
-      if !loadersStarted && !queued.isEmpty {
+    let wanted = state.withLock {
+      failure == nil ? indexes.filter { !cache.contains($0) && loading[$0] == nil } : []
+    }
+    guard !wanted.isEmpty else { return }
+    queue.withLock {
+      queued.formUnion(wanted)
+      if !loadersStarted {
         loadersStarted = true
         for _ in 0..<options.jobs { Thread.detachNewThread { [self] in runLoader() } }
       }
-      state.broadcast()
+      queue.broadcast()
     }
   }
 
   private func runLoader() {
     while true {
-      let index = state.withLock { () -> Int in
-        while queued.isEmpty { state.wait() }
+      let index = queue.withLock { () -> Int in
+        while queued.isEmpty { queue.wait() }
         return queued.remove(queued.min()!)!
       }
       _ = try? chunk(index)
