@@ -119,8 +119,12 @@ public final class FuseServer: @unchecked Sendable {
     // A read over several chunks hashes them on several threads, not one after another.
     if indexes.count > 1 { store.prefetch((indexes.lowerBound + 1)...indexes.upperBound) }
 
-    // A small random read in one chunk may need only the pages that hold it.
-    let small = !sequential && indexes.count == 1 && end - offset <= geometry.chunkSize / 4
+    // A reader that bypasses the page cache comes back to the driver for every read: its
+    // small random reads may need only the pages that hold them. Any other reader is
+    // better served by whole chunks, which go on to the page cache.
+    let bypassing = stream?.bypassesPageCache ?? false
+    let small =
+      bypassing && !sequential && indexes.count == 1 && end - offset <= geometry.chunkSize / 4
     var chunks: [VerifiedChunk] = []
     var pieces: [iovec] = []
     do {
@@ -143,8 +147,7 @@ public final class FuseServer: @unchecked Sendable {
       return .error(EIO)
     }
     if !sequential {
-      chunks.forEach(store.rememberPages)
-      if stream?.bypassesPageCache == false { copyToKernel(chunks) }
+      if bypassing { chunks.forEach(store.rememberPages) } else { copyToKernel(chunks) }
     }
     return .chunks(chunks, pieces)
   }

@@ -42,8 +42,10 @@ enum MountCommand: Command {
     Mount options (-o, comma-separated):
       root=HEX             the same as --root
       chunk_size=SIZE      the same as --chunk-size
-      cache_size=SIZE      memory for verified chunks (default 64M; never less than
-                           the readahead window and two chunks more)
+      cache_size=SIZE      memory for verified chunks and, a quarter of it, for the
+                           page digests that let random reads come back cheaply
+                           (default 64M; never less than the readahead window and
+                           two chunks more)
       readahead=N          chunks read and verified ahead of a sequential reader
                            (default: 4 MiB worth, at least 2)
       verify=MODE          lazy (default): check what is read, and the records before
