@@ -41,7 +41,8 @@ public final class ChunkStore: @unchecked Sendable {
   private var failure: (chunk: Int, error: ChainError)?
   private var cache: ChunkCache<VerifiedChunk>
   private let buffers: BufferPool
-  // Page digests of chunks a random reader asked for, and those still being computed.
+  // Page digests of chunks that readers bypassing the page cache asked for at random, and
+  // the chunks whose digests are still being computed.
   private var pages: ChunkCache<PageDigests>
   private var pagesPending = Set<Int>()
   private let pageQueue = DispatchQueue(label: "chainfs.page-digests", qos: .utility)
@@ -120,6 +121,7 @@ public final class ChunkStore: @unchecked Sendable {
   /// Any other chunk is loaded whole, as by `chunk(_:)`.
   public func bytes(of index: Int, in range: Range<Int>) throws -> VerifiedChunk {
     precondition(index >= 0 && index < geometry.chunkCount)
+    precondition(range.lowerBound >= 0 && range.upperBound <= geometry.chunkLength(index))
     let pageDigests = try state.withLock { () throws -> PageDigests? in
       if let failure, index >= failure.chunk { throw untrusted(index, failure) }
       if cache.contains(index) || loading[index] != nil { return nil }
@@ -130,15 +132,14 @@ public final class ChunkStore: @unchecked Sendable {
   }
 
   /// Digests the pages of `chunk` in the background, so that later small reads of it need
-  /// not hash it whole again. Meant for chunks a random reader asked for; a sequential
-  /// reader does not come back, and a backlog is dropped rather than kept in memory.
+  /// not hash it whole again. Meant for chunks that a reader bypassing the page cache asked
+  /// for at random: a sequential reader does not come back, and any other reader finds the
+  /// chunk in the page cache. A backlog is dropped rather than kept in memory.
   public func rememberPages(of chunk: VerifiedChunk) {
     guard chunk.isWhole, ChunkStore.digestsPages(geometry) else { return }
-    let wanted = state.withLock { () -> Bool in
-      guard !pages.contains(chunk.index), pagesPending.count < 2 * options.jobs,
-        pagesPending.insert(chunk.index).inserted
-      else { return false }
-      return true
+    let wanted = state.withLock {
+      !pages.contains(chunk.index) && pagesPending.count < 2 * options.jobs
+        && pagesPending.insert(chunk.index).inserted
     }
     guard wanted else { return }
     pageQueue.async { [self] in
