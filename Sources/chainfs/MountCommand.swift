@@ -117,19 +117,27 @@ enum MountCommand: Command {
     path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
   }
 
+  /// A killed driver's mount answers ENOTCONN, but the kernel may still answer `stat` from
+  /// attributes it cached, so the folder is opened too: that always asks the driver.
   private static func checkMountpoint(_ path: String) throws {
+    let stale = ChainError.invalidArgument(
+      "\(path): a stale mount left by a driver that was killed; "
+        + "clear it with 'fusermount3 -u \(path)'")
     var info = stat()
     guard stat(path, &info) == 0 else {
-      if errno == ENOTCONN {
-        throw ChainError.invalidArgument(
-          "\(path): a stale mount left by a driver that was killed; "
-            + "clear it with 'fusermount3 -u \(path)'")
-      }
+      if errno == ENOTCONN { throw stale }
       throw ChainError.system(SystemError("stat", path: path, errno: errno))
     }
     guard info.st_mode & S_IFMT == S_IFDIR else {
       throw ChainError.invalidArgument("\(path): the mount point must be a folder")
     }
+
+    let folder = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+    guard folder >= 0 else {
+      if errno == ENOTCONN { throw stale }
+      throw ChainError.system(SystemError("open", path: path, errno: errno))
+    }
+    close(folder)
   }
 
   /// Runs the driver here, in the foreground, until it is unmounted or signalled.

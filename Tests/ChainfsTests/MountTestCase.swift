@@ -367,6 +367,14 @@ class MountTestCase: ChainfsTestCase {
     return (info, error)
   }
 
+  /// The errno of opening `path`, or nil if it opens.
+  func openError(_ path: String, flags: Int32 = O_RDONLY) -> Int32? {
+    let descriptor = open(path, flags)
+    guard descriptor >= 0 else { return errno }
+    close(descriptor)
+    return nil
+  }
+
   // MARK: Helpers
 
   /// The full path of a program on PATH, failing the test if it is missing.
