@@ -40,6 +40,12 @@ public final class VerifiedChunk: ChunkCacheEntry, @unchecked Sendable {
     isWhole && !handedToKernel.exchange(true, ordering: .relaxed)
   }
 
+  /// Records that the kernel's own readahead is bringing the chunk into the page cache, so
+  /// that a read of it arriving out of order later does not copy it there again.
+  func noteKernelCopy() {
+    handedToKernel.store(true, ordering: .relaxed)
+  }
+
   /// What the chunk costs the cache budget: the whole buffer it keeps alive.
   var cost: Int { buffer.capacity }
 }

@@ -99,7 +99,9 @@ public final class FuseServer: @unchecked Sendable {
     guard info.flags & O_ACCMODE == O_RDONLY else { return .error(EROFS) }
     var reply = info
     reply.keep_cache = 1
-    let stream = ReadStream(bypassesPageCache: info.flags & openDirect != 0)
+    // Two of the largest requests, in chunks, however small the chunks.
+    let slack = 2 * ((largestRead + store.geometry.chunkSize - 1) / store.geometry.chunkSize)
+    let stream = ReadStream(bypassesPageCache: info.flags & openDirect != 0, slack: slack)
     reply.fh = UInt64(UInt(bitPattern: Unmanaged.passRetained(stream).toOpaque()))
     return .open(reply)
   }
@@ -146,8 +148,12 @@ public final class FuseServer: @unchecked Sendable {
       Log.shared.error("read at offset \(offset): \(error)")
       return .error(EIO)
     }
-    if !sequential {
-      if bypassing { chunks.forEach(store.rememberPages) } else { copyToKernel(chunks) }
+    if bypassing {
+      if !sequential { chunks.forEach(store.rememberPages) }
+    } else if sequential {
+      chunks.forEach { $0.noteKernelCopy() }
+    } else {
+      copyToKernel(chunks)
     }
     return .chunks(chunks, pieces)
   }
@@ -361,11 +367,16 @@ public final class FuseServer: @unchecked Sendable {
 final class ReadStream: @unchecked Sendable {
   /// Opened with O_DIRECT: its reads skip the page cache, so filling it would be waste.
   let bypassesPageCache: Bool
+  /// How many chunks before or after the furthest one read so far a read may start and
+  /// still continue the stream: the kernel's readahead keeps several requests in flight,
+  /// and the loop's threads answer them in any order.
+  let slack: Int
   private let lock = NSLock()
-  private var lastChunk = -1
+  private var furthestChunk: Int?
 
-  init(bypassesPageCache: Bool) {
+  init(bypassesPageCache: Bool, slack: Int = 2) {
     self.bypassesPageCache = bypassesPageCache
+    self.slack = max(1, slack)
   }
 
   static func from(_ info: fuse_file_info) -> ReadStream? {
@@ -375,14 +386,16 @@ final class ReadStream: @unchecked Sendable {
     return Unmanaged<ReadStream>.fromOpaque(pointer).takeUnretainedValue()
   }
 
-  /// True when this read starts in or right after the chunk where the last one ended.
+  /// True when this read starts near where the stream has got to, or the stream's first read
+  /// starts the file; any other read is a seek, and the stream continues from there.
   func isSequential(_ chunks: ClosedRange<Int>) -> Bool {
     lock.withLock {
-      let sequential = chunks.lowerBound == lastChunk || chunks.lowerBound == lastChunk + 1
-      // A read slightly behind the last one is the kernel's readahead arriving out of
-      // order, not a seek: it leaves the position where it is.
-      let straggler = chunks.upperBound < lastChunk && chunks.upperBound >= lastChunk - 2
-      if !straggler { lastChunk = chunks.upperBound }
+      guard let furthest = furthestChunk else {
+        furthestChunk = chunks.upperBound
+        return chunks.lowerBound == 0
+      }
+      let sequential = abs(chunks.lowerBound - furthest) <= slack
+      furthestChunk = sequential ? max(furthest, chunks.upperBound) : chunks.upperBound
       return sequential
     }
   }

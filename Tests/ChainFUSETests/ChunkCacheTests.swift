@@ -35,12 +35,26 @@ final class ChunkCacheTests: XCTestCase {
   }
 
   func testReadStreamTellsSequentialFromSeeks() {
-    let stream = ReadStream(bypassesPageCache: false)
+    let stream = ReadStream(bypassesPageCache: false, slack: 2)
     XCTAssertTrue(stream.isSequential(0...0))
     XCTAssertTrue(stream.isSequential(0...1))
     XCTAssertTrue(stream.isSequential(2...2))
     XCTAssertFalse(stream.isSequential(40...40), "a seek forwards")
     XCTAssertTrue(stream.isSequential(41...41))
     XCTAssertFalse(stream.isSequential(3...3), "a seek backwards")
+  }
+
+  func testReadStreamTakesReadsArrivingOutOfOrderAsSequential() {
+    let stream = ReadStream(bypassesPageCache: false, slack: 2)
+    XCTAssertTrue(stream.isSequential(0...0))
+    XCTAssertTrue(stream.isSequential(2...2), "answered before the read of chunk 1")
+    XCTAssertTrue(stream.isSequential(1...1), "the straggler")
+    XCTAssertTrue(stream.isSequential(3...3), "the stream is still at chunk 2")
+    XCTAssertFalse(stream.isSequential(6...6), "further ahead than the slack")
+    XCTAssertTrue(stream.isSequential(7...7))
+
+    let seeking = ReadStream(bypassesPageCache: true, slack: 32)
+    XCTAssertFalse(seeking.isSequential(5...5), "a first read that does not start the file")
+    XCTAssertTrue(seeking.isSequential(6...6))
   }
 }
