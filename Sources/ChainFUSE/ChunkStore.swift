@@ -10,7 +10,7 @@ import Foundation
 public struct StoreOptions: Sendable {
   /// Byte budget of verified chunks kept in memory.
   public var cacheBudget = 64 << 20
-  /// Chunks read and verified ahead of a sequential reader; by default, 4 MiB worth.
+  /// Chunks read and verified ahead of a sequential reader; by default, 8 MiB worth.
   public var readahead: Int?
   /// Threads that hash records when the verified frontier must move far.
   public var jobs = 2
@@ -59,7 +59,7 @@ public final class ChunkStore: @unchecked Sendable {
     self.source = source
     self.geometry = source.geometry
     self.options = options
-    readahead = options.readahead ?? max(2, min(64, (4 << 20) / geometry.chunkSize))
+    readahead = options.readahead ?? max(2, min(64, (8 << 20) / geometry.chunkSize))
 
     // Pooled buffers count against the cache budget, so that it bounds all chunk memory,
     // except that the cache always holds the readahead window and the chunk being read:

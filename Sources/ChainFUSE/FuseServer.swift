@@ -17,19 +17,29 @@ public final class FuseServer: @unchecked Sendable {
   /// The content never changes, so the kernel may keep names, attributes and pages.
   static let cacheSeconds = 86400.0
 
+  /// Large enough that a sequential reader's requests are a chunk of 1 MiB at a time, yet
+  /// with no more than two in flight: more kept both processors copying replies into the
+  /// page cache while the reader waited for the oldest one.
+  public static let defaultKernelReadahead = 512 << 10
+
   public let store: ChunkStore
   private let header: ChainHeader
   private let uid: uid_t
   private let gid: gid_t
   private let largestRead: Int
+  private let kernelReadahead: Int
   private var session: OpaquePointer?
   private let kernelCopyQueue = DispatchQueue(label: "chainfs.kernel-copy", qos: .utility)
 
-  public init(store: ChunkStore, owner: (uid: UInt32, gid: UInt32), largestRead: Int = 1 << 20) {
+  public init(
+    store: ChunkStore, owner: (uid: UInt32, gid: UInt32), largestRead: Int = 1 << 20,
+    kernelReadahead: Int = FuseServer.defaultKernelReadahead
+  ) {
     self.store = store
     self.header = store.source.header
     (uid, gid) = owner
     self.largestRead = largestRead
+    self.kernelReadahead = kernelReadahead
   }
 
   // MARK: Attributes
@@ -263,7 +273,8 @@ public final class FuseServer: @unchecked Sendable {
     defer { fuse_session_unmount(session) }
 
     let filePath = mountpoint + "/" + header.name
-    Thread.detachNewThread {
+    Thread.detachNewThread { [self] in
+      setKernelReadahead(mountpoint: mountpoint)
       var info = stat()
       if stat(filePath, &info) == 0 {
         ready(nil)
@@ -280,6 +291,34 @@ public final class FuseServer: @unchecked Sendable {
     kernelCopyQueue.sync { self.session = nil }
     if status < 0 {
       Log.shared.error("session loop ended: \(String(cString: strerror(-status)))")
+    }
+  }
+
+  /// Sets the kernel's readahead for this mount before any reader opens the file.
+  ///
+  /// The kernel keeps a FUSE mount's readahead at 128 KiB, whatever `max_readahead` says,
+  /// so a sequential reader's requests stay small and many. The setting lives in sysfs,
+  /// where only root may write it; anyone else keeps the kernel's default.
+  private func setKernelReadahead(mountpoint: String) {
+    guard kernelReadahead > 0 else { return }
+    var info = stat()
+    guard stat(mountpoint, &info) == 0 else { return }
+    let device = UInt64(info.st_dev)
+    let major = (device >> 8) & 0xfff | (device >> 32) & 0xffff_f000
+    let minor = device & 0xff | (device >> 12) & 0xffff_ff00
+    // Only this mount's own device: FUSE's root inode on an anonymous (major 0) device,
+    // never the disk under the mount point.
+    guard major == 0, info.st_ino == FuseServer.rootInode else {
+      Log.shared.debug("kernel readahead left alone: \(mountpoint) is not this mount")
+      return
+    }
+    let path = "/sys/class/bdi/\(major):\(minor)/read_ahead_kb"
+    do {
+      let setting = try SystemFile(path: path, flags: O_WRONLY)
+      let text = Array("\(kernelReadahead >> 10)\n".utf8)
+      try text.withUnsafeBytes { try setting.write($0, at: 0) }
+    } catch {
+      Log.shared.debug("kernel readahead left at its default: \(error)")
     }
   }
 

@@ -19,6 +19,8 @@ public struct MountOptions: Sendable {
   public var store = StoreOptions()
   public var verify = VerifyMode.lazy
   public var directIO = false
+  /// The kernel's readahead for the mount, in bytes; 0 leaves the kernel's default.
+  public var kernelReadahead = FuseServer.defaultKernelReadahead
   public var debug = false
   public var root: Digest?
   public var chunkSize: Int?
@@ -62,6 +64,11 @@ public struct MountOptions: Sendable {
           return "verify: expected lazy, background or full"
         }
         verify = mode
+      case "kernel_readahead":
+        guard let size = value.flatMap(ByteSize.parse), size <= 64 << 20 else {
+          return "kernel_readahead: expected a size from 0 to 64M, such as 512K"
+        }
+        kernelReadahead = size
       case "odirect", "direct_backing":
         directIO = true
       case "root":

@@ -47,11 +47,15 @@ enum MountCommand: Command {
                            (default 64M; never less than the readahead window and
                            two chunks more)
       readahead=N          chunks read and verified ahead of a sequential reader
-                           (default: 4 MiB worth, at least 2)
+                           (default: 8 MiB worth, at least 2)
       verify=MODE          lazy (default): check what is read, and the records before
                            it; background: also check the rest at low priority; full:
                            check the whole chain before mounting, refuse if it fails
       jobs=N               threads hashing when many records must be checked at once
+      kernel_readahead=SIZE
+                           the kernel's readahead for the mount (default 512K, which
+                           lets it ask for 1 MiB at a time; 0 keeps the kernel's 128K);
+                           only root may change it
       uid=N, gid=N         the owner shown for the folder and the file (default: yours)
       odirect              read the backing data with O_DIRECT, bypassing the page cache,
                            so that it is not cached twice
@@ -165,7 +169,8 @@ enum MountCommand: Command {
     let fsname = URL(fileURLWithPath: source.path).standardizedFileURL.path.replacingOccurrences(
       of: ",", with: "\\,")
     let fuseOptions = ["ro", "fsname=\(fsname)", "subtype=chainfs"] + options.fuseOptions
-    let server = FuseServer(store: store, owner: options.owner)
+    let server = FuseServer(
+      store: store, owner: options.owner, kernelReadahead: options.kernelReadahead)
     try server.serve(mountpoint: mountpoint, fuseOptions: fuseOptions) { error in
       if let readyDescriptor { reportReadiness(error, to: Int32(readyDescriptor)) }
       if error == nil {

@@ -175,6 +175,28 @@ final class MountTests: MountTestCase {
     XCTAssertTrue(try readWhole(served) == bytes)
   }
 
+  /// The kernel's readahead is a setting of the mount's own device, which only root may
+  /// change; the tests run as root, as the driver's users who set it do.
+  func testKernelReadaheadIsSetForTheMount() throws {
+    try writeRandomFile("clip.bin", count: 5000)
+    let root = try encode("clip.bin", to: "clip.chain", chunkSize: "4K")
+
+    for (option, kibibytes) in [(nil, "512"), ("2M", "2048"), ("0", "128")] {
+      let extra = option.map { ["-o", "kernel_readahead=\($0)"] } ?? []
+      let mountPoint = try makeMountPoint()
+      let served = try mountFile("clip.bin", from: "clip.chain", at: mountPoint,
+        trust(root, "4K") + extra)
+      let device = UInt64(fileStatus(served).info.st_dev)
+      let major = (device >> 8) & 0xfff | (device >> 32) & 0xffff_f000
+      let minor = device & 0xff | (device >> 12) & 0xffff_ff00
+      let setting = try String(
+        contentsOfFile: "/sys/class/bdi/\(major):\(minor)/read_ahead_kb", encoding: .utf8)
+      XCTAssertEqual(setting.trimmingCharacters(in: .whitespacesAndNewlines), kibibytes,
+        "kernel_readahead=\(option ?? "default")")
+      XCTAssertEqual(try fusermount(mountPoint).status, 0)
+    }
+  }
+
   func testChunkSizeOtherThanTheChainsIsAnIntegrityFailure() throws {
     try writeRandomFile("clip.bin", count: 3 * 65536)
     let root = try encode("clip.bin", to: "clip.chain", chunkSize: "64K")
@@ -211,6 +233,7 @@ final class MountTests: MountTestCase {
       ("cache_size", "\(anchor),cache_size=abc"), ("readahead", "\(anchor),readahead=-1"),
       ("verify", "\(anchor),verify=sometimes"), ("jobs", "\(anchor),jobs=0"),
       ("root", "root=abc,chunk_size=4K"), ("chunk_size", "root=\(root),chunk_size=4Q"),
+      ("kernel_readahead", "\(anchor),kernel_readahead=1G"),
     ]
     for (subject, option) in cases {
       let run = try mount("clip.chain", at: mountPoint, ["-o", option])
