@@ -27,13 +27,14 @@ public final class FuseServer: @unchecked Sendable {
   private let uid: uid_t
   private let gid: gid_t
   private let largestRead: Int
-  private let kernelReadahead: Int
+  /// The readahead asked for with `kernel_readahead`, or nil for the default.
+  private let kernelReadahead: Int?
   private var session: OpaquePointer?
   private let kernelCopyQueue = DispatchQueue(label: "chainfs.kernel-copy", qos: .utility)
 
   public init(
     store: ChunkStore, owner: (uid: UInt32, gid: UInt32), largestRead: Int = 1 << 20,
-    kernelReadahead: Int = FuseServer.defaultKernelReadahead
+    kernelReadahead: Int? = nil
   ) {
     self.store = store
     self.header = store.source.header
@@ -298,9 +299,11 @@ public final class FuseServer: @unchecked Sendable {
   ///
   /// The kernel keeps a FUSE mount's readahead at 128 KiB, whatever `max_readahead` says,
   /// so a sequential reader's requests stay small and many. The setting lives in sysfs,
-  /// where only root may write it; anyone else keeps the kernel's default.
+  /// where only root may write it; anyone else keeps the kernel's default, and is warned
+  /// only if they asked for another.
   private func setKernelReadahead(mountpoint: String) {
-    guard kernelReadahead > 0 else { return }
+    let bytes = kernelReadahead ?? FuseServer.defaultKernelReadahead
+    guard bytes > 0 else { return }
     var info = stat()
     guard stat(mountpoint, &info) == 0 else { return }
     let device = UInt64(info.st_dev)
@@ -315,10 +318,11 @@ public final class FuseServer: @unchecked Sendable {
     let path = "/sys/class/bdi/\(major):\(minor)/read_ahead_kb"
     do {
       let setting = try SystemFile(path: path, flags: O_WRONLY)
-      let text = Array("\(kernelReadahead >> 10)\n".utf8)
+      let text = Array("\((bytes + 1023) >> 10)\n".utf8)
       try text.withUnsafeBytes { try setting.write($0, at: 0) }
     } catch {
-      Log.shared.debug("kernel readahead left at its default: \(error)")
+      let message = "kernel readahead left at its default: \(error)"
+      if kernelReadahead == nil { Log.shared.debug(message) } else { Log.shared.warning(message) }
     }
   }
 

@@ -19,8 +19,8 @@ public struct MountOptions: Sendable {
   public var store = StoreOptions()
   public var verify = VerifyMode.lazy
   public var directIO = false
-  /// The kernel's readahead for the mount, in bytes; 0 leaves the kernel's default.
-  public var kernelReadahead = FuseServer.defaultKernelReadahead
+  /// The kernel's readahead for the mount, in bytes, if asked for; 0 leaves the kernel's.
+  public var kernelReadahead: Int?
   public var debug = false
   public var root: Digest?
   public var chunkSize: Int?
