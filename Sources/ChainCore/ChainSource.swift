@@ -155,9 +155,16 @@ public final class FolderSource: ChainSource {
 
   public init(path: String, options: SourceOptions = .init()) throws {
     let manifestPath = path + "/" + FolderSource.manifestName
-    guard fileKind(at: manifestPath) == S_IFREG else {
-      throw ChainError.notAChain(path: path, reason: "no \(FolderSource.manifestName) file")
+    let notAChain = ChainError.notAChain(
+      path: path, reason: "no \(FolderSource.manifestName) file")
+    guard let kind = fileKind(at: manifestPath) else {
+      // A manifest that cannot be reached (no permission, say) is not a missing one.
+      guard errno == ENOENT || errno == ENOTDIR else {
+        throw ChainError.system(SystemError("stat", path: manifestPath, errno: errno))
+      }
+      throw notAChain
     }
+    guard kind == S_IFREG else { throw notAChain }
     let manifest = try SystemFile.openForReading(manifestPath)
     header = try readHeader(from: manifest, path: manifestPath)
     guard try manifest.size == header.encodedLength else {

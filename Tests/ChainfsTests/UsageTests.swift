@@ -113,4 +113,16 @@ final class UsageTests: ChainfsTestCase {
     XCTAssertEqual(run.status, 1)
     XCTAssertTrue(run.stderr.contains("not a chain"), run.stderr)
   }
+
+  /// A folder whose manifest cannot be reached says why, rather than that it has none.
+  func testUnreachableManifestSaysWhy() throws {
+    try FileManager.default.createDirectory(atPath: path("loop"), withIntermediateDirectories: true)
+    try FileManager.default.createSymbolicLink(
+      atPath: path("loop/manifest"), withDestinationPath: "manifest")
+    let run = try chainfs("info", "loop")
+    XCTAssertEqual(run.status, 1)
+    XCTAssertEqual(run.stderrLines.count, 1, run.stderr)
+    XCTAssertTrue(run.stderr.contains("symbolic links"), run.stderr)
+    XCTAssertFalse(run.stderr.contains("not a chain"), run.stderr)
+  }
 }
