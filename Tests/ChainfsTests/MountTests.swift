@@ -176,7 +176,7 @@ final class MountTests: MountTestCase {
   }
 
   /// The kernel's readahead is a setting of the mount's own device, which only root may
-  /// change; the tests run as root, as the driver's users who set it do.
+  /// change; the tests run as root.
   func testKernelReadaheadIsSetForTheMount() throws {
     try writeRandomFile("clip.bin", count: 5000)
     let root = try encode("clip.bin", to: "clip.chain", chunkSize: "4K")
