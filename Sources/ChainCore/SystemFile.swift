@@ -89,6 +89,14 @@ func retryOnInterrupt<T: BinaryInteger>(_ call: () -> T) -> T {
   }
 }
 
+/// The major and minor numbers of a device, decoded as glibc's major() and minor() do:
+/// Swift cannot call those macros, and sysfs names a device by the two.
+public func deviceNumbers(_ device: dev_t) -> (major: UInt64, minor: UInt64) {
+  let bits = UInt64(device)
+  return ((bits >> 8) & 0xfff | (bits >> 32) & 0xffff_f000,
+    bits & 0xff | (bits >> 12) & 0xffff_ff00)
+}
+
 /// The kind of object at `path`, following symbolic links; nil when nothing is there.
 public func fileKind(at path: String) -> mode_t? {
   var info = stat()

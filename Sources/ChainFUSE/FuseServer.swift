@@ -20,7 +20,7 @@ public final class FuseServer: @unchecked Sendable {
   /// Large enough that a sequential reader's requests are a chunk of 1 MiB at a time, yet
   /// with no more than two in flight: more kept both processors copying replies into the
   /// page cache while the reader waited for the oldest one.
-  public static let defaultKernelReadahead = 512 << 10
+  static let defaultKernelReadahead = 512 << 10
 
   public let store: ChunkStore
   private let header: ChainHeader
@@ -306,9 +306,7 @@ public final class FuseServer: @unchecked Sendable {
     guard bytes > 0 else { return }
     var info = stat()
     guard stat(mountpoint, &info) == 0 else { return }
-    let device = UInt64(info.st_dev)
-    let major = (device >> 8) & 0xfff | (device >> 32) & 0xffff_f000
-    let minor = device & 0xff | (device >> 12) & 0xffff_ff00
+    let (major, minor) = deviceNumbers(info.st_dev)
     // Only this mount's own device: FUSE's root inode on an anonymous (major 0) device,
     // never the disk under the mount point.
     guard major == 0, info.st_ino == FuseServer.rootInode else {
@@ -417,7 +415,7 @@ final class ReadStream: @unchecked Sendable {
   private let lock = NSLock()
   private var furthestChunk: Int?
 
-  init(bypassesPageCache: Bool, slack: Int = 2) {
+  init(bypassesPageCache: Bool, slack: Int) {
     self.bypassesPageCache = bypassesPageCache
     self.slack = max(1, slack)
   }

@@ -121,25 +121,21 @@ enum MountCommand: Command {
     path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
   }
 
-  /// A killed driver's mount answers ENOTCONN, but the kernel may still answer `stat` from
-  /// attributes it cached, so the folder is opened too: that always asks the driver.
+  /// Opens the folder rather than only stat'ing it: on a killed driver's mount the kernel
+  /// may answer `stat` from attributes it cached, but an open always asks the driver.
   private static func checkMountpoint(_ path: String) throws {
-    let stale = ChainError.invalidArgument(
-      "\(path): a stale mount left by a driver that was killed; "
-        + "clear it with 'fusermount3 -u \(path)'")
-    var info = stat()
-    guard stat(path, &info) == 0 else {
-      if errno == ENOTCONN { throw stale }
-      throw ChainError.system(SystemError("stat", path: path, errno: errno))
-    }
-    guard info.st_mode & S_IFMT == S_IFDIR else {
-      throw ChainError.invalidArgument("\(path): the mount point must be a folder")
-    }
-
     let folder = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
     guard folder >= 0 else {
-      if errno == ENOTCONN { throw stale }
-      throw ChainError.system(SystemError("open", path: path, errno: errno))
+      switch errno {
+      case ENOTCONN:
+        throw ChainError.invalidArgument(
+          "\(path): a stale mount left by a driver that was killed; "
+            + "clear it with 'fusermount3 -u \(path)'")
+      case ENOTDIR:
+        throw ChainError.invalidArgument("\(path): the mount point must be a folder")
+      default:
+        throw ChainError.system(SystemError("open", path: path, errno: errno))
+      }
     }
     close(folder)
   }

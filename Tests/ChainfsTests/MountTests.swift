@@ -186,9 +186,7 @@ final class MountTests: MountTestCase {
       let mountPoint = try makeMountPoint()
       let served = try mountFile("clip.bin", from: "clip.chain", at: mountPoint,
         trust(root, "4K") + extra)
-      let device = UInt64(fileStatus(served).info.st_dev)
-      let major = (device >> 8) & 0xfff | (device >> 32) & 0xffff_f000
-      let minor = device & 0xff | (device >> 12) & 0xffff_ff00
+      let (major, minor) = deviceNumbers(fileStatus(served).info.st_dev)
       let setting = try String(
         contentsOfFile: "/sys/class/bdi/\(major):\(minor)/read_ahead_kb", encoding: .utf8)
       XCTAssertEqual(setting.trimmingCharacters(in: .whitespacesAndNewlines), kibibytes,
